@@ -1,0 +1,1 @@
+"""The A2A broker (issue #4): not built yet; the gateway issue lands first."""

@@ -1,0 +1,155 @@
+"""Assemble the gateway: registry-backed federation, the policy decision point, audit, the MCP server.
+
+`build_gateway` wires the parts; `Gateway.asgi()` is the Starlette app uvicorn serves: MCP streamable
+HTTP at the configured path (both protocol eras the SDK serves) and `/healthz`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.server import Server
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+import meshgate
+from mcp_gateway.auth import AuthenticationMiddleware
+from mcp_gateway.federation import Federation
+from mcp_gateway.handlers import GatewayHandlers
+from mcp_gateway.policy import PolicyMiddleware
+from meshgate.config import Config, UpstreamConfig
+from meshgate.identity import Authenticator, IssuerConfig
+from policies import DEFAULT_BUNDLE, PolicyDecisionPoint, RegorusEngine
+from registry.audit import AuditLog
+from registry.models import UpstreamServer
+from registry.store import RegistryStore
+
+
+@dataclass
+class Gateway:
+    config: Config
+    store: RegistryStore
+    federation: Federation
+    pdp: PolicyDecisionPoint
+    audit: AuditLog
+    authenticator: Authenticator
+    server: Server[Any]
+
+    def asgi(self) -> Starlette:
+        gw = self.config.gateway
+        mcp_app = self.server.streamable_http_app(
+            streamable_http_path=gw.path, max_request_body_size=gw.max_request_bytes, host=gw.host
+        )
+
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncGenerator[None, None]:
+            try:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(self.federation.run)
+                    async with self.server.session_manager.run():
+                        yield
+                    tg.cancel_scope.cancel()
+            finally:
+                self.audit.close()
+
+        app = Starlette(routes=[Route("/healthz", self._health), Mount("/", app=mcp_app)], lifespan=lifespan)
+        app.add_middleware(AuthenticationMiddleware, authenticator=self.authenticator, protected_prefix=gw.path)
+        return app
+
+    async def _health(self, request: Request) -> JSONResponse:
+        upstreams = [asdict(h) for h in self.federation.health()]
+        degraded = [u["name"] for u in upstreams if u["state"] != "ready"]
+        body: dict[str, Any] = {
+            "status": "degraded" if degraded else "ok",
+            "version": meshgate.__version__,
+            "upstreams": upstreams,
+            "catalog": {
+                "tools": len(self.federation.catalog.tools),
+                "resources": len(self.federation.catalog.resources),
+                "prompts": len(self.federation.catalog.prompts),
+            },
+            "policy": {"engine": self.pdp.engine.name, "revision": self.pdp.engine.revision},
+        }
+        # 200 even when degraded: the gateway serves; a degraded upstream is information, not an outage.
+        return JSONResponse(body)
+
+
+def upstream_from_config(u: UpstreamConfig, base_dir: str) -> UpstreamServer:
+    return UpstreamServer(
+        name=u.name,
+        transport=u.transport,
+        command=u.command,
+        url=u.url,
+        env=dict(u.env),
+        headers=dict(u.headers),
+        launch=u.launch,
+        cwd=base_dir,
+        prefix=u.prefix,
+        timeout_s=u.timeout_s,
+        enabled=u.enabled,
+    )
+
+
+def build_gateway(config: Config, store: RegistryStore) -> Gateway:
+    """Wire a gateway over `store`. Upstreams from the config are upserted into the registry first.
+
+    Raises:
+        PolicyBundleInvalid: the policy bundle does not compile.
+    """
+    for upstream in config.upstreams:
+        store.add_server(upstream_from_config(upstream, config.base_dir), replace=True)
+    bundle = Path(config.base_dir, config.policy.bundle) if config.policy.bundle else DEFAULT_BUNDLE
+    pdp = PolicyDecisionPoint(RegorusEngine(bundle), query=config.policy.query)
+    audit = AuditLog(store)
+    federation = Federation(
+        store.list_servers(),
+        store=store,
+        base_dir=config.base_dir,
+        separator=config.gateway.separator,
+        connect_timeout_s=config.gateway.connect_timeout_s,
+        refresh_interval_s=config.gateway.refresh_interval_s,
+    )
+    identity = config.identity
+    authenticator = Authenticator(
+        [IssuerConfig(**_issuer_kwargs(i.model_dump(), config.base_dir)) for i in identity.issuers],
+        store,
+        identity.allow_anonymous,
+    )
+    handlers = GatewayHandlers(federation)
+
+    def tool_schema(name: str) -> Mapping[str, Any] | None:
+        try:
+            return federation.catalog.tool(name).input_schema
+        except meshgate.MeshError:
+            return None
+
+    server: Server[Any] = Server(
+        "meshgate",
+        version=meshgate.__version__,
+        instructions="meshgate: a governed catalog of tools federated from several MCP servers.",
+        get_tool_input_schema=tool_schema,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_resource_templates,
+        on_completion=handlers.complete,
+        on_read_resource=handlers.read_resource,
+        on_list_prompts=handlers.list_prompts,
+        on_get_prompt=handlers.get_prompt,
+    )
+    server.middleware.append(PolicyMiddleware(federation, pdp, audit, allow_anonymous=identity.allow_anonymous))
+    return Gateway(config, store, federation, pdp, audit, authenticator, server)
+
+
+def _issuer_kwargs(raw: dict[str, Any], base_dir: str) -> dict[str, Any]:
+    if raw.get("jwks_file"):
+        raw["jwks_file"] = str(Path(base_dir, raw["jwks_file"]))
+    raw["algorithms"] = tuple(raw["algorithms"])
+    return raw

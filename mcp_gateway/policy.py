@@ -1,0 +1,266 @@
+"""The gateway's one policy middleware: every governed MCP request is decided before it is served.
+
+Order per request: principal (set by the HTTP auth middleware) → catalog lookup → input-schema
+validation → decision (fail closed) → handler → audit record with the outcome. List results are
+filtered to the decision's `visible` ids. Meshgate errors leave here as MCP errors (`wire_errors`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import mcp_types as types
+from jsonschema import Draft202012Validator, validators
+from jsonschema.protocols import Validator
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from opentelemetry import trace
+
+from mcp_gateway.catalog import Catalog, CatalogEntry
+from mcp_gateway.wire_errors import to_mcp_error
+from meshgate.errors import InvalidArguments, MeshError, PolicyUnavailable, Unauthenticated
+from meshgate.principal import ANONYMOUS, Principal
+from policies import PolicyDecisionPoint, raise_for
+from policies.decision import Decision
+from policies.input import PolicyInput, ResourceDoc, subject_doc
+from registry.audit import AuditLog
+from registry.models import AuditRecord
+
+logger = logging.getLogger(__name__)
+
+DECISION_META_KEY = "io.meshgate/decision_id"
+
+
+@dataclass(frozen=True, slots=True)
+class _ListShape:
+    """Where a list method's entries live: the decision's action, the catalog attribute, the wire keys."""
+
+    action: str
+    catalog: str
+    key: str
+    field: str
+
+
+_LISTS = {
+    "tools/list": _ListShape("mcp.tools/list", "tools", "tools", "name"),
+    "resources/list": _ListShape("mcp.resources/list", "resources", "resources", "uri"),
+    "resources/templates/list": _ListShape("mcp.resources/list", "templates", "resourceTemplates", "uriTemplate"),
+    "prompts/list": _ListShape("mcp.prompts/list", "prompts", "prompts", "name"),
+}
+_CALLS = ("tools/call", "resources/read", "prompts/get", "completion/complete")
+
+
+class PolicyMiddleware:
+    def __init__(
+        self,
+        catalog: Any,
+        pdp: PolicyDecisionPoint,
+        audit: AuditLog,
+        *,
+        allow_anonymous: bool,
+    ) -> None:
+        """`catalog` is any object with a current `.catalog` snapshot (the Federation)."""
+        self._source = catalog
+        self._pdp = pdp
+        self._audit = audit
+        self._allow_anonymous = allow_anonymous
+        self._validators: dict[str, tuple[Mapping[str, Any], Validator]] = {}
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        try:
+            if ctx.method in _LISTS:
+                return await self._list(ctx, call_next)
+            if ctx.method in _CALLS:
+                return await self._call(ctx, call_next)
+            return await call_next(ctx)
+        except MeshError as exc:
+            raise to_mcp_error(exc) from exc
+
+    async def _list(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        shape = _LISTS[ctx.method]
+        entries: tuple[CatalogEntry, ...] = getattr(self._source.catalog, shape.catalog)
+        resource: ResourceDoc = {
+            "kind": "catalog",
+            "id": shape.catalog,
+            "items": [e.id for e in entries],
+            "servers": {e.id: e.server for e in entries},
+        }
+        decision = self._decide(ctx, shape.action, resource, {})
+        self._record(ctx, decision, shape.action, resource, {}, outcome="ok" if decision.allow else "denied")
+        raise_for(decision)
+        return _filtered(await call_next(ctx), shape, set(decision.visible))
+
+    async def _call(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        params = ctx.params or {}
+        catalog: Catalog = self._source.catalog
+        arguments: dict[str, Any] = {}
+        if ctx.method == "tools/call":
+            entry = catalog.tool(str(params.get("name", "")))
+            arguments = _arguments(params)
+            self._validate(entry, arguments)
+            kind = "tool"
+        elif ctx.method == "prompts/get":
+            entry = catalog.prompt(str(params.get("name", "")))
+            arguments = _arguments(params)
+            kind = "prompt"
+        elif ctx.method == "resources/read":
+            entry = catalog.resource(str(params.get("uri", "")))
+            kind = "resource"
+        else:  # completion/complete: decided on what it completes, a prompt or a resource template
+            raw_ref = params.get("ref")
+            ref = cast(dict[str, Any], raw_ref) if isinstance(raw_ref, dict) else {}
+            if ref.get("type") == "ref/prompt":
+                entry, kind = catalog.prompt(str(ref.get("name", ""))), "prompt"
+            else:
+                entry, kind = catalog.template(str(ref.get("uri", ""))), "resource"
+        resource: ResourceDoc = {"kind": kind, "id": entry.id, "server": entry.server, "name": entry.name}
+        action = f"mcp.{ctx.method}"
+        decision = self._decide(ctx, action, resource, arguments)
+        if not decision.allow:
+            self._record(ctx, decision, action, resource, arguments, outcome="denied")
+            raise_for(decision)
+        outcome = "error"
+        try:
+            result = await call_next(ctx)
+            outcome = "tool_error" if _is_tool_error(result) else "ok"
+            return _stamp(result, decision.decision_id)
+        except MeshError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            self._record(ctx, decision, action, resource, arguments, outcome=outcome)
+
+    def _validate(self, entry: CatalogEntry, arguments: dict[str, Any]) -> None:
+        schema = entry.input_schema
+        if not schema:
+            return
+        cached = self._validators.get(entry.id)
+        if cached is None or cached[0] is not schema:
+            cls = validators.validator_for(schema, default=Draft202012Validator)
+            cached = (schema, cls(schema))
+            self._validators[entry.id] = cached
+        error = next(iter(sorted(cached[1].iter_errors(arguments), key=lambda e: list(e.absolute_path))), None)
+        if error is not None:
+            where = "arguments" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+            raise InvalidArguments(f"{entry.id}: {where}: {error.message}", tool=entry.id, path=where)
+
+    def _decide(
+        self, ctx: ServerRequestContext[Any, Any], action: str, resource: ResourceDoc, arguments: dict[str, Any]
+    ) -> Decision:
+        principal = self._principal(ctx)
+        span = trace.get_current_span()
+        trace_id = span.get_span_context().trace_id
+        policy_input: PolicyInput = {
+            "version": 1,
+            "subject": subject_doc(principal),
+            "action": action,
+            "resource": resource,
+            "arguments": arguments,
+            "context": {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "trace_id": f"{trace_id:032x}" if trace_id else "",
+                "request_size": _request_size(ctx),
+                "client": _client_name(ctx),
+                "protocol_version": ctx.protocol_version,
+            },
+        }
+        decision = self._pdp.decide(policy_input)
+        span.set_attributes(
+            {
+                "policy.decision_id": decision.decision_id,
+                "policy.allow": decision.allow,
+                "enduser.id": principal.subject,
+                "meshgate.tenant": principal.tenant,
+            }
+        )
+        return decision
+
+    def _principal(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
+        request = ctx.request
+        principal = getattr(getattr(request, "state", None), "principal", None) if request is not None else None
+        if isinstance(principal, Principal):
+            return principal
+        if self._allow_anonymous:
+            return ANONYMOUS
+        raise Unauthenticated("no authenticated principal on this request")
+
+    def _record(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        decision: Decision,
+        action: str,
+        resource: ResourceDoc,
+        arguments: dict[str, Any],
+        *,
+        outcome: str,
+    ) -> None:
+        principal = self._principal(ctx)
+        span_context = trace.get_current_span().get_span_context()
+        self._audit.append(
+            AuditRecord(
+                decision_id=decision.decision_id,
+                time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                subject=principal.subject,
+                tenant=principal.tenant,
+                action=action,
+                resource=resource["id"],
+                allow=decision.allow,
+                reasons=decision.reasons,
+                latency_us=decision.latency_us,
+                engine=decision.engine,
+                bundle_revision=decision.bundle_revision,
+                trace_id=f"{span_context.trace_id:032x}" if span_context.trace_id else "",
+                arguments=arguments if decision.obligations.get("audit_arguments") is True else None,
+                outcome=outcome,
+            )
+        )
+
+
+def _filtered(result: HandlerResult, shape: _ListShape, visible: set[str]) -> HandlerResult:
+    """Keep only the visible entries of a list result (the runner hands middleware the wire dict)."""
+    if isinstance(result, dict):
+        items = cast(list[dict[str, Any]], result.get(shape.key, []))
+        kept = [i for i in items if isinstance(i, dict) and i.get(shape.field) in visible]  # pyright: ignore[reportUnnecessaryIsInstance]
+        return {**result, shape.key: kept}
+    raise PolicyUnavailable(f"list result of unexpected type {type(result).__name__}; denied")
+
+
+def _is_tool_error(result: HandlerResult) -> bool:
+    if isinstance(result, dict):
+        return result.get("isError") is True
+    return isinstance(result, types.CallToolResult) and result.is_error
+
+
+def _stamp(result: HandlerResult, decision_id: str) -> HandlerResult:
+    """Tag a served result with its decision id so a client can quote it to `meshgate audit`."""
+    if isinstance(result, dict):
+        meta = result.get("_meta")
+        return {**result, "_meta": {**(meta if isinstance(meta, dict) else {}), DECISION_META_KEY: decision_id}}
+    if isinstance(result, types.Result):
+        return result.model_copy(update={"meta": {**(result.meta or {}), DECISION_META_KEY: decision_id}})
+    return result
+
+
+def _arguments(params: Mapping[str, Any]) -> dict[str, Any]:
+    args = params.get("arguments")
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        raise InvalidArguments("arguments must be an object")
+    return dict(args)  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _request_size(ctx: ServerRequestContext[Any, Any]) -> int:
+    headers = getattr(ctx.request, "headers", None)
+    if headers is not None and headers.get("content-length", "").isdigit():
+        return int(headers["content-length"])
+    return len(json.dumps(ctx.params or {}, default=str))
+
+
+def _client_name(ctx: ServerRequestContext[Any, Any]) -> str:
+    headers = getattr(ctx.request, "headers", None)
+    return str(headers.get("user-agent", "")) if headers is not None else ""

@@ -1,0 +1,1 @@
+"""Upstream MCP connections, through the official `mcp` client (stdio and streamable HTTP)."""

@@ -1,0 +1,84 @@
+"""The `meshgate` command line. The only module that reads the process environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from meshgate.config import Config, load_config
+from meshgate.errors import MeshError
+
+DEFAULT_CONFIG = "meshgate.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from meshgate.commands import audit, keys, servers, up
+
+    parser = argparse.ArgumentParser(
+        prog="meshgate",
+        description="meshgate: a governed mesh for AI agents (MCP gateway, registry, policy, audit).",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help=f"config file (YAML or TOML); default: $MESHGATE_CONFIG, else ./{DEFAULT_CONFIG} if present, "
+        "else embedded defaults",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up.add_parser(sub)
+    servers.add_parser(sub)
+    audit.add_parser(sub)
+    keys.add_parser(sub)
+    keys.add_tenants_parser(sub)
+    return parser
+
+
+def config_path(arg: str | None, environ: dict[str, str]) -> Path | None:
+    if arg:
+        return Path(arg)
+    if environ.get("MESHGATE_CONFIG"):
+        return Path(environ["MESHGATE_CONFIG"])
+    default = Path(DEFAULT_CONFIG)
+    return default if default.exists() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "debug":  # httpx logs every upstream request at INFO: debug detail for a gateway
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
+    environ = dict(os.environ)
+    try:
+        config: Config = load_config(config_path(args.config, environ), environ)
+        from registry import open_store
+
+        store = open_store(_store_url(config))
+        try:
+            return int(args.handler(args, store, config))
+        finally:
+            store.close()
+    except MeshError as exc:
+        print(f"meshgate: error [{exc.code}]: {exc.detail}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _store_url(config: Config) -> str:
+    """Relative SQLite paths resolve against the config file's directory, which is created if needed."""
+    url = config.registry.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        path = Path(config.base_dir, url[len(prefix) :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    return url
+
+
+if __name__ == "__main__":
+    sys.exit(main())

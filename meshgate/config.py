@@ -1,0 +1,189 @@
+"""Static configuration: one frozen pydantic model, loaded from YAML or TOML by a pure `load_config`.
+
+Only `meshgate/__main__.py` passes the process environment; everything else receives a `Config`. Dynamic data (the
+catalog, tools, keys) lives in the registry, not here. Upstreams listed here are upserted into the
+registry at start, beside those added with `meshgate servers add`.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from meshgate.errors import ConfigError
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+"""Server names: short, lowercase, no `_` or `+` so namespaced ids split back unambiguously."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewayConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8900, ge=0, le=65535)
+    path: str = "/mcp"
+    separator: str = Field(default="_", pattern=r"^[A-Za-z0-9_.-]{1,3}$")
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    call_timeout_s: float = Field(default=30.0, gt=0)
+    refresh_interval_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class RegistryConfig(_Model):
+    url: str = "sqlite:///.meshgate/registry.db"
+
+
+class PolicyConfig(_Model):
+    bundle: str | None = None
+    """Directory holding rego/ and data/; None means the bundle shipped in the `policies` package."""
+    query: str = "data.meshgate.mcp.decision"
+
+
+class IssuerModel(_Model):
+    issuer: str
+    audience: str
+    jwks_file: str = ""
+    jwks_url: str = ""
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    tenant_claim: str = "tenant"
+    roles_claim: str = "roles"
+    subject_claim: str = "sub"
+    default_tenant: str = ""
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IssuerModel:
+        if bool(self.jwks_file) == bool(self.jwks_url):
+            raise ValueError("set exactly one of jwks_file or jwks_url")
+        return self
+
+
+class IdentityConfig(_Model):
+    allow_anonymous: bool = False
+    issuers: tuple[IssuerModel, ...] = ()
+
+
+class TelemetryConfig(_Model):
+    exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    service_name: str = "meshgate"
+
+
+class UpstreamConfig(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    transport: Literal["stdio", "http"]
+    command: tuple[str, ...] = ()
+    url: str = ""
+    launch: tuple[str, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict[str, str])
+    headers: dict[str, str] = Field(default_factory=dict[str, str])
+    prefix: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> UpstreamConfig:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("a stdio upstream needs `command`")
+        if self.transport == "http" and not self.url.startswith(("http://", "https://")):
+            raise ValueError("an http upstream needs `url` (http:// or https://)")
+        return self
+
+
+class Config(_Model):
+    gateway: GatewayConfig = GatewayConfig()
+    registry: RegistryConfig = RegistryConfig()
+    policy: PolicyConfig = PolicyConfig()
+    identity: IdentityConfig = IdentityConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    base_dir: str = ""
+    """Directory relative paths are resolved against: the config file's directory."""
+
+    @field_validator("upstreams")
+    @classmethod
+    def _unique_names(cls, upstreams: tuple[UpstreamConfig, ...]) -> tuple[UpstreamConfig, ...]:
+        names = [u.name for u in upstreams]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate upstream names: {', '.join(dupes)}")
+        return upstreams
+
+
+# Environment overrides: the only place env vars map onto config keys (documented in the README).
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "MESHGATE_GATEWAY_HOST": ("gateway", "host"),
+    "MESHGATE_GATEWAY_PORT": ("gateway", "port"),
+    "MESHGATE_REGISTRY_URL": ("registry", "url"),
+    "MESHGATE_POLICY_BUNDLE": ("policy", "bundle"),
+    "MESHGATE_TELEMETRY_EXPORTER": ("telemetry", "exporter"),
+    "MESHGATE_TELEMETRY_OTLP_ENDPOINT": ("telemetry", "otlp_endpoint"),
+}
+
+
+def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
+    """Read, override from the environment, and validate a config file.
+
+    `path=None` gives the embedded defaults (no upstreams). Relative paths inside the file resolve
+    against the file's directory.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a key is invalid; the message names the key.
+    """
+    raw: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        raw = _read(path)
+        base_dir = path.resolve().parent
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if var in environ:
+            raw.setdefault(section, {})
+            if not isinstance(raw[section], dict):
+                raise ConfigError(f"{section}: expected a mapping")
+            raw[section][key] = environ[var]
+    raw["base_dir"] = str(base_dir)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError(where + "; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return dict(data)  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _describe(error: Any) -> str:
+    loc = ""
+    for part in error["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"{loc or '(top level)'}: {msg}"
+
+
+def resolve_argv(argv: tuple[str, ...], base_dir: str) -> list[str]:
+    """`python` means the interpreter running meshgate; relative script paths resolve against base_dir."""
+    if not argv:
+        return []
+    head = sys.executable if argv[0] in ("python", "python3") else argv[0]
+    rest = [str(Path(base_dir, a)) if a.endswith(".py") and not Path(a).is_absolute() else a for a in argv[1:]]
+    return [head, *rest]

@@ -1,0 +1,201 @@
+# The default policy of the meshgate MCP gateway: who may list, call, read and get what.
+#
+# Queried at data.meshgate.mcp.decision with the input document of policies/input.py (version 1).
+# The decision is defined for every input: {"allow": bool, "reasons": [string], "obligations": {...}}.
+# Tenants, argument limits, role requirements and audit exemptions are data: policies/data/*.json.
+package meshgate.mcp
+
+decision := {
+	"allow": allow,
+	"reasons": reasons,
+	"obligations": obligations,
+}
+
+# --- actions ----------------------------------------------------------------------------------
+
+# Actions on one tool, prompt or resource: allowed only when granted and nothing denies them.
+single_actions := {"mcp.tools/call", "mcp.prompts/get", "mcp.resources/read", "mcp.completion/complete"}
+
+# Listing is always allowed; the `visible` obligation filters what the subject sees.
+list_actions := {"mcp.tools/list", "mcp.prompts/list", "mcp.resources/list"}
+
+supported_actions := single_actions | list_actions
+
+# What each action calls the thing it acts on, for reasons.
+kind_of := {
+	"mcp.tools/call": "tool",
+	"mcp.prompts/get": "prompt",
+	"mcp.resources/read": "resource",
+	"mcp.completion/complete": "completion target",
+	"mcp.tools/list": "tool",
+	"mcp.prompts/list": "prompt",
+	"mcp.resources/list": "resource",
+}
+
+verb_of := {
+	"mcp.tools/call": "call",
+	"mcp.prompts/get": "get",
+	"mcp.resources/read": "read",
+	"mcp.completion/complete": "complete",
+}
+
+# --- who is asking ----------------------------------------------------------------------------
+
+tenant := data.meshgate.tenants[input.subject.tenant]
+
+known_tenant if tenant
+
+# Admins may list, call, get and read everything; argument limits still hold for them.
+is_admin if "admin" in input.subject.roles
+
+# Tool and prompt ids (`<server>_<name>`) the tenant's patterns allow. The globs have no
+# delimiter (null), so `notes_*` covers every notes tool whatever its name contains.
+id_allowed(id) if is_admin
+
+id_allowed(id) if {
+	some pattern in tenant.tools
+	glob.match(pattern, null, id)
+}
+
+# The server of a listed resource: the gateway names it in `input.resource.servers` (a map id ->
+# server); without it, a namespaced id `<server>+<original-uri>` names it before the first "+".
+server_of(id) := input.resource.servers[id]
+
+server_of(id) := substring(id, 0, indexof(id, "+")) if {
+	not input.resource.servers[id]
+	contains(id, "+")
+}
+
+resource_allowed(id) if {
+	is_admin
+	server_of(id)
+}
+
+resource_allowed(id) if server_of(id) in tenant.servers
+
+# --- why an action is allowed -----------------------------------------------------------------
+
+# Tools and prompts share one allow-list: the tenant's `tools` patterns.
+grant contains sprintf("tenant %s may %s %s", [input.subject.tenant, verb_of[input.action], pattern]) if {
+	input.action in {"mcp.tools/call", "mcp.prompts/get"}
+	some pattern in tenant.tools
+	glob.match(pattern, null, input.resource.id)
+}
+
+grant contains sprintf("tenant %s may read from server %s", [input.subject.tenant, input.resource.server]) if {
+	input.action == "mcp.resources/read"
+	input.resource.server in tenant.servers
+}
+
+# Completing an argument is allowed where using its prompt or resource template is.
+grant contains sprintf("tenant %s may complete %s", [input.subject.tenant, pattern]) if {
+	input.action == "mcp.completion/complete"
+	input.resource.kind == "prompt"
+	some pattern in tenant.tools
+	glob.match(pattern, null, input.resource.id)
+}
+
+grant contains sprintf("tenant %s may complete resources of server %s", [input.subject.tenant, input.resource.server]) if {
+	input.action == "mcp.completion/complete"
+	input.resource.kind == "resource"
+	input.resource.server in tenant.servers
+}
+
+grant contains sprintf("role admin may %s any %s", [verb_of[input.action], kind_of[input.action]]) if {
+	input.action in single_actions
+	is_admin
+}
+
+grant contains msg if {
+	input.action in list_actions
+	known_tenant
+	not is_admin
+	kind := kind_of[input.action]
+	msg := sprintf("tenant %s may see %d of %d %ss", [input.subject.tenant, count(visible), count(candidates), kind])
+}
+
+grant contains sprintf("role admin may see every %s", [kind_of[input.action]]) if {
+	input.action in list_actions
+	is_admin
+}
+
+# --- why an action is denied ------------------------------------------------------------------
+
+deny contains sprintf("unsupported action %v", [input.action]) if {
+	not input.action in supported_actions
+}
+
+deny contains sprintf("unknown tenant %v", [input.subject.tenant]) if {
+	input.action in supported_actions
+	not known_tenant
+	not is_admin
+}
+
+deny contains msg if {
+	input.action in single_actions
+	known_tenant
+	count(grant) == 0
+	msg := sprintf("%s %v is not allowed for tenant %s", [kind_of[input.action], input.resource.id, input.subject.tenant])
+}
+
+# A limited argument must be a number no greater than its maximum.
+deny contains msg if {
+	input.action == "mcp.tools/call"
+	some name, limit in data.meshgate.argument_limits[input.resource.id]
+	value := input.arguments[name]
+	is_number(value)
+	value > limit.max
+	msg := sprintf("argument %s=%v exceeds the maximum %v for %s", [name, value, limit.max, input.resource.id])
+}
+
+# A non-number would slip past the comparison above, so it is denied outright.
+deny contains sprintf("argument %s of %s must be a number", [name, input.resource.id]) if {
+	input.action == "mcp.tools/call"
+	some name, _ in data.meshgate.argument_limits[input.resource.id]
+	value := input.arguments[name]
+	not is_number(value)
+}
+
+deny contains sprintf("%s requires role %s", [input.resource.id, role]) if {
+	input.action == "mcp.tools/call"
+	not is_admin
+	some role in data.meshgate.required_roles[input.resource.id]
+	not role in input.subject.roles
+}
+
+# --- the decision -----------------------------------------------------------------------------
+
+default allow := false
+
+allow if input.action in list_actions
+
+allow if {
+	input.action in single_actions
+	count(grant) > 0
+	count(deny) == 0
+}
+
+# Deny reasons first: a list answer from an unknown tenant still says why it sees nothing.
+reasons := sort(deny) if {
+	count(deny) > 0
+} else := sort(grant) if {
+	count(grant) > 0
+} else := ["no rule permits this request"]
+
+obligations := {"audit_arguments": audit_arguments, "visible": visible} if {
+	input.action in list_actions
+} else := {"audit_arguments": audit_arguments}
+
+# Arguments of exempt tools (secrets, personal data) never reach the audit log.
+default audit_arguments := true
+
+audit_arguments := false if input.resource.id in data.meshgate.audit_arguments_exempt
+
+candidates contains id if {
+	some id in input.resource.items
+	is_string(id)
+}
+
+visible := sort([id | some id in candidates; id_allowed(id)]) if {
+	input.action != "mcp.resources/list"
+} else := sort([id | some id in candidates; resource_allowed(id)])

@@ -1,0 +1,271 @@
+# Unit tests of meshgate.mcp against the shipped data (policies/data/tenants.json).
+# Every allow has a deny beside it. Run: python -c "from policies import *; print(run_rego_tests(DEFAULT_BUNDLE))"
+package meshgate.mcp_test
+
+import data.meshgate.mcp
+
+# --- input builders ---------------------------------------------------------------------------
+
+subject(tenant, roles) := {"id": "tester", "tenant": tenant, "roles": roles, "issuer": "apikey"}
+
+call(tenant, roles, tool, arguments) := {
+	"version": 1,
+	"subject": subject(tenant, roles),
+	"action": "mcp.tools/call",
+	"resource": {"kind": "tool", "id": tool},
+	"arguments": arguments,
+}
+
+get_prompt(tenant, prompt) := {
+	"version": 1,
+	"subject": subject(tenant, []),
+	"action": "mcp.prompts/get",
+	"resource": {"kind": "prompt", "id": prompt},
+	"arguments": {},
+}
+
+read(tenant, roles, server, uri) := {
+	"version": 1,
+	"subject": subject(tenant, roles),
+	"action": "mcp.resources/read",
+	"resource": {"kind": "resource", "id": concat("+", [server, uri]), "server": server},
+	"arguments": {},
+}
+
+listing(tenant, roles, action, catalog, items) := {
+	"version": 1,
+	"subject": subject(tenant, roles),
+	"action": action,
+	"resource": {"kind": "catalog", "id": catalog, "items": items},
+	"arguments": {},
+}
+
+tools := ["toolbox_calculate", "notes_search_notes", "weather_forecast", "toolbox_hash_text"]
+
+# --- tools/call ---------------------------------------------------------------------------------
+
+test_tenant_may_call_a_tool_its_patterns_match if {
+	d := mcp.decision with input as call("acme", [], "notes_search_notes", {"query": "x", "limit": 10})
+	d.allow
+	d.reasons == ["tenant acme may call notes_*"]
+}
+
+test_tenant_may_not_call_a_tool_outside_its_patterns if {
+	d := mcp.decision with input as call("globex", [], "notes_search_notes", {})
+	not d.allow
+	d.reasons == ["tool notes_search_notes is not allowed for tenant globex"]
+}
+
+test_public_tenant_may_call_only_its_listed_tools if {
+	mcp.decision.allow with input as call("public", [], "toolbox_calculate", {})
+	not mcp.decision.allow with input as call("public", [], "toolbox_hash_text", {})
+}
+
+test_patterns_do_not_treat_underscore_or_dot_as_a_delimiter if {
+	mcp.decision.allow with input as call("globex", [], "toolbox_v2.hash_text", {})
+}
+
+test_admin_may_call_a_tool_outside_the_tenant_patterns if {
+	d := mcp.decision with input as call("globex", ["admin"], "notes_search_notes", {})
+	d.allow
+	d.reasons == ["role admin may call any tool"]
+}
+
+test_admin_of_an_unknown_tenant_may_call if {
+	mcp.decision.allow with input as call("initech", ["admin"], "notes_search_notes", {})
+}
+
+test_argument_over_its_maximum_is_denied if {
+	d := mcp.decision with input as call("acme", [], "notes_search_notes", {"limit": 500})
+	not d.allow
+	d.reasons == ["argument limit=500 exceeds the maximum 50 for notes_search_notes"]
+}
+
+test_argument_at_its_maximum_is_allowed if {
+	mcp.decision.allow with input as call("acme", [], "notes_search_notes", {"limit": 50})
+}
+
+test_argument_limit_holds_for_admin if {
+	not mcp.decision.allow with input as call("acme", ["admin"], "notes_search_notes", {"limit": 51})
+}
+
+test_limited_argument_that_is_not_a_number_is_denied if {
+	d := mcp.decision with input as call("acme", [], "notes_search_notes", {"limit": "500"})
+	not d.allow
+	d.reasons == ["argument limit of notes_search_notes must be a number"]
+}
+
+test_tool_requiring_a_role_is_denied_without_it if {
+	d := mcp.decision with input as call("acme", ["viewer"], "notes_delete_note", {"id": "1"})
+	not d.allow
+	d.reasons == ["notes_delete_note requires role editor"]
+}
+
+test_tool_requiring_a_role_is_allowed_with_it if {
+	mcp.decision.allow with input as call("acme", ["editor"], "notes_delete_note", {"id": "1"})
+}
+
+test_every_deny_reason_is_given if {
+	d := mcp.decision with input as call("globex", [], "notes_delete_note", {})
+	d.reasons == ["notes_delete_note requires role editor", "tool notes_delete_note is not allowed for tenant globex"]
+}
+
+test_unknown_tenant_may_not_call if {
+	d := mcp.decision with input as call("initech", [], "toolbox_calculate", {})
+	not d.allow
+	d.reasons == ["unknown tenant initech"]
+}
+
+# --- audit obligation ---------------------------------------------------------------------------
+
+test_arguments_of_an_exempt_tool_are_not_audited if {
+	d := mcp.decision with input as call("acme", [], "notes_add_note", {"text": "secret"})
+	d.allow
+	d.obligations == {"audit_arguments": false}
+}
+
+test_arguments_of_an_exempt_tool_are_not_audited_on_deny if {
+	d := mcp.decision with input as call("globex", [], "notes_add_note", {"text": "secret"})
+	not d.allow
+	d.obligations == {"audit_arguments": false}
+}
+
+test_arguments_of_other_tools_are_audited if {
+	d := mcp.decision with input as call("acme", [], "notes_search_notes", {"query": "x"})
+	d.obligations == {"audit_arguments": true}
+}
+
+# --- prompts/get and resources/read -------------------------------------------------------------
+
+test_tenant_may_get_a_prompt_its_patterns_match if {
+	d := mcp.decision with input as get_prompt("acme", "notes_summarize")
+	d.allow
+	d.reasons == ["tenant acme may get notes_*"]
+}
+
+test_tenant_may_not_get_a_prompt_outside_its_patterns if {
+	d := mcp.decision with input as get_prompt("globex", "notes_summarize")
+	not d.allow
+	d.reasons == ["prompt notes_summarize is not allowed for tenant globex"]
+}
+
+test_tenant_may_read_a_resource_of_its_servers if {
+	d := mcp.decision with input as read("acme", [], "notes", "notes://index")
+	d.allow
+	d.reasons == ["tenant acme may read from server notes"]
+}
+
+test_tenant_may_not_read_a_resource_of_other_servers if {
+	d := mcp.decision with input as read("globex", [], "notes", "notes://index")
+	not d.allow
+	d.reasons == ["resource notes+notes://index is not allowed for tenant globex"]
+}
+
+test_admin_may_read_any_resource if {
+	mcp.decision.allow with input as read("globex", ["admin"], "notes", "notes://index")
+}
+
+# --- lists --------------------------------------------------------------------------------------
+
+test_tool_list_shows_only_the_tools_the_tenant_may_call if {
+	d := mcp.decision with input as listing("globex", [], "mcp.tools/list", "tools", tools)
+	d.allow
+	d.obligations.visible == ["toolbox_calculate", "toolbox_hash_text"]
+	d.reasons == ["tenant globex may see 2 of 4 tools"]
+}
+
+test_tool_list_of_a_narrow_tenant_hides_unlisted_tools if {
+	d := mcp.decision with input as listing("public", [], "mcp.tools/list", "tools", tools)
+	d.obligations.visible == ["toolbox_calculate"]
+}
+
+test_admin_sees_every_tool if {
+	d := mcp.decision with input as listing("public", ["admin"], "mcp.tools/list", "tools", tools)
+	d.obligations.visible == sort(tools)
+}
+
+test_unknown_tenant_sees_nothing_and_is_told_why if {
+	d := mcp.decision with input as listing("initech", [], "mcp.tools/list", "tools", tools)
+	d.allow
+	d.obligations.visible == []
+	d.reasons == ["unknown tenant initech"]
+}
+
+test_prompt_list_uses_the_tool_patterns if {
+	prompts := ["notes_summarize", "toolbox_explain"]
+	d := mcp.decision with input as listing("globex", [], "mcp.prompts/list", "prompts", prompts)
+	d.obligations.visible == ["toolbox_explain"]
+}
+
+test_resource_list_filters_by_server if {
+	items := ["notes+notes://index", "toolbox+toolbox://units", "weather+weather://today"]
+	d := mcp.decision with input as listing("globex", [], "mcp.resources/list", "resources", items)
+	d.obligations.visible == ["toolbox+toolbox://units"]
+}
+
+test_resource_server_is_the_text_before_the_first_plus if {
+	items := ["toolbox+notes+x://y", "notes+toolbox+x://y", "toolbox"]
+	d := mcp.decision with input as listing("globex", [], "mcp.resources/list", "resources", items)
+	d.obligations.visible == ["toolbox+notes+x://y"]
+}
+
+test_list_decisions_audit_arguments if {
+	d := mcp.decision with input as listing("acme", [], "mcp.tools/list", "tools", tools)
+	d.obligations.audit_arguments == true
+}
+
+# --- anything else ------------------------------------------------------------------------------
+
+test_unsupported_action_is_denied if {
+	sampling := object.union(call("acme", ["admin"], "notes_search_notes", {}), {"action": "mcp.sampling/createMessage"})
+	d := mcp.decision with input as sampling
+	not d.allow
+	d.reasons == ["unsupported action mcp.sampling/createMessage"]
+}
+
+test_decision_is_defined_for_an_empty_input if {
+	d := mcp.decision with input as {}
+	not d.allow
+	d.reasons == ["no rule permits this request"]
+}
+
+test_listed_resources_use_the_server_map_when_the_gateway_gives_one if {
+	base := listing("globex", [], "mcp.resources/list", "resources", ["test://static-text", "notes://index"])
+	doc := object.union(base, {"resource": {"servers": {"test://static-text": "toolbox", "notes://index": "notes"}}})
+	d := mcp.decision with input as doc
+	d.obligations.visible == ["test://static-text"]
+}
+
+test_an_unmapped_resource_without_namespace_is_not_visible if {
+	d := mcp.decision with input as listing("globex", [], "mcp.resources/list", "resources", ["test://x"])
+	d.obligations.visible == []
+}
+
+complete(tenant, kind, id, server) := {
+	"version": 1,
+	"subject": subject(tenant, []),
+	"action": "mcp.completion/complete",
+	"resource": {"kind": kind, "id": id, "server": server},
+	"arguments": {},
+}
+
+test_completing_an_allowed_prompt_is_allowed if {
+	d := mcp.decision with input as complete("acme", "prompt", "notes_summarize_notes", "notes")
+	d.allow
+}
+
+test_completing_a_prompt_outside_the_allow_list_is_denied if {
+	d := mcp.decision with input as complete("globex", "prompt", "notes_summarize_notes", "notes")
+	not d.allow
+	d.reasons == ["completion target notes_summarize_notes is not allowed for tenant globex"]
+}
+
+test_completing_a_template_of_an_allowed_server_is_allowed if {
+	d := mcp.decision with input as complete("globex", "resource", "toolbox+toolbox://unit/{name}", "toolbox")
+	d.allow
+}
+
+test_completing_a_template_of_another_server_is_denied if {
+	d := mcp.decision with input as complete("globex", "resource", "notes+notes://note/{note_id}", "notes")
+	not d.allow
+}

@@ -1,0 +1,95 @@
+"""The registry's domain records: frozen, protocol-free, what every store reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Transport = Literal["stdio", "http"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamServer:
+    """An upstream MCP server the gateway federates.
+
+    `command` is the stdio child (argv); `url` the streamable-HTTP endpoint. `launch` is an optional
+    argv the gateway starts and supervises before connecting to `url` (the example HTTP server).
+    `headers` are the gateway's own credentials for that upstream, never the client's.
+    """
+
+    name: str
+    transport: Transport
+    command: tuple[str, ...] = ()
+    url: str = ""
+    env: dict[str, str] = field(default_factory=dict[str, str])
+    headers: dict[str, str] = field(default_factory=dict[str, str])
+    launch: tuple[str, ...] = ()
+    cwd: str = ""
+    prefix: str | None = None
+    """Namespace of its tools in the catalog; None means the server name, "" means no prefix."""
+    timeout_s: float = 30.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRecord:
+    server: str
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    definition_hash: str
+    """sha256 over the canonical JSON of name, description and both schemas."""
+    first_seen: str = ""
+    last_seen: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    name: str
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    key_id: str
+    tenant: str
+    subject: str
+    roles: tuple[str, ...]
+    secret_hash: str
+    """sha256 hex of the secret; the secret itself is shown once at creation and never stored."""
+    created_at: str = ""
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One decision of the policy decision point, as appended to the audit log."""
+
+    decision_id: str
+    time: str
+    subject: str
+    tenant: str
+    action: str
+    resource: str
+    allow: bool
+    reasons: tuple[str, ...]
+    latency_us: int
+    engine: str = ""
+    bundle_revision: str = ""
+    trace_id: str = ""
+    arguments: dict[str, Any] | None = None
+    """Only when the policy's `audit_arguments` obligation allows it."""
+    outcome: str = ""
+    """What happened after the decision: "ok", an error code, or "" for list/deny."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    since: str | None = None
+    subject: str | None = None
+    tenant: str | None = None
+    action: str | None = None
+    allow: bool | None = None
+    decision_id: str | None = None
+    limit: int = 100

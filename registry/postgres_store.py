@@ -1,0 +1,283 @@
+"""The registry on PostgreSQL (psycopg 3, the `postgres` extra, imported lazily here and nowhere else).
+
+Same tables and semantics as `sqlite_store.py`: JSON columns, times as ISO-8601 text, and an
+append-only audit table enforced by a trigger function. Tables live in the connection's search_path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterable, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, LiteralString
+
+from meshgate.errors import AlreadyExists, MissingDependency, NotFound, RegistryError
+from registry import rows
+from registry.clock import utc_now
+from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+
+if TYPE_CHECKING:
+    import psycopg
+
+# Serialises concurrent migrations from several processes (gateway and CLI starting together).
+_MIGRATION_LOCK = 0x6D657368  # "mesh"
+
+# One script per schema version, applied in order and recorded in meshgate_schema. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE servers (
+        name TEXT PRIMARY KEY,
+        transport TEXT NOT NULL,
+        command JSON NOT NULL,
+        url TEXT NOT NULL,
+        env JSON NOT NULL,
+        headers JSON NOT NULL,
+        launch JSON NOT NULL,
+        cwd TEXT NOT NULL,
+        prefix TEXT,
+        timeout_s DOUBLE PRECISION NOT NULL,
+        enabled BOOLEAN NOT NULL
+    );
+    CREATE TABLE tools (
+        server TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        input_schema JSON NOT NULL,
+        output_schema JSON,
+        definition_hash TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (server, name)
+    );
+    CREATE TABLE tenants (
+        name TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL
+    );
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        roles JSON NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked BOOLEAN NOT NULL
+    );
+    CREATE INDEX api_keys_tenant ON api_keys(tenant);
+    CREATE TABLE audit (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        decision_id TEXT NOT NULL,
+        time TEXT COLLATE "C" NOT NULL,
+        subject TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        action TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        allow BOOLEAN NOT NULL,
+        reasons JSON NOT NULL,
+        latency_us BIGINT NOT NULL,
+        engine TEXT NOT NULL,
+        bundle_revision TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        arguments JSON,
+        outcome TEXT NOT NULL
+    );
+    CREATE INDEX audit_time ON audit(time);
+    CREATE INDEX audit_subject_time ON audit(subject, time);
+    CREATE INDEX audit_tenant_time ON audit(tenant, time);
+    CREATE INDEX audit_decision_id ON audit(decision_id);
+    CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit log is append-only' USING ERRCODE = 'insufficient_privilege';
+    END
+    $$;
+    CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+    """,
+)
+
+
+def _columns(names: Sequence[LiteralString]) -> LiteralString:
+    return ", ".join(names)
+
+
+def _marks(names: Sequence[LiteralString]) -> LiteralString:
+    return ", ".join("%s" for _ in names)
+
+
+class PostgresStore:
+    """`RegistryStore` on PostgreSQL through one psycopg connection, reopened if it breaks."""
+
+    def __init__(self, conninfo: str) -> None:
+        """Connect and migrate. `conninfo` is a libpq URL or key=value string; to keep the tables in their
+        own schema, pass `options=-csearch_path=<schema>` (URL: `?options=-csearch_path%3D<schema>`).
+
+        Raises:
+            MissingDependency: psycopg is not installed (the `postgres` extra).
+            RegistryError: the server cannot be reached, or its schema is newer than this meshgate.
+        """
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise MissingDependency("psycopg", "postgres") from exc
+        self._psycopg = psycopg
+        self._conninfo = conninfo
+        # The event loop and the audit writer thread share the connection; the lock keeps each
+        # operation's transaction whole (psycopg would serialise statements, not transactions).
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS meshgate_schema (version INTEGER NOT NULL)")
+            (current,) = conn.execute("SELECT max(version) FROM meshgate_schema").fetchone() or (None,)
+            version = current if isinstance(current, int) else 0
+            if version > len(MIGRATIONS):
+                raise RegistryError(f"registry schema version {version} is newer than this meshgate supports")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                conn.execute(script.encode())  # bytes: run as one multi-statement script, no parameters
+                conn.execute("INSERT INTO meshgate_schema (version) VALUES (%s)", (number,))
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.broken:
+            self._conn = self._psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Generator[psycopg.Connection[tuple[object, ...]], None, None]:
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    yield conn
+            except self._psycopg.Error as exc:
+                raise RegistryError(f"registry operation failed: {type(exc).__name__}: {exc}") from exc
+
+    # upstream servers
+    def add_server(self, server: UpstreamServer, *, replace: bool = False) -> None:
+        """Raises `AlreadyExists` when the name is taken and `replace` is False."""
+        names = rows.SERVER_COLUMNS
+        sql = f"INSERT INTO servers ({_columns(names)}) VALUES ({_marks(names)}) ON CONFLICT (name) DO "
+        if replace:
+            sql += "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in names[1:])
+        else:
+            sql += "NOTHING"
+        with self._transaction() as conn:
+            if conn.execute(sql, rows.server_row(server)).rowcount == 0:
+                raise AlreadyExists(f"server {server.name!r} already exists", name=server.name)
+
+    def get_server(self, name: str) -> UpstreamServer:
+        """Raises `NotFound`."""
+        with self._transaction() as conn:
+            sql = f"SELECT {_columns(rows.SERVER_COLUMNS)} FROM servers WHERE name = %s"
+            row = conn.execute(sql, (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no server named {name!r}", name=name)
+        return rows.server_from_row(row)
+
+    def list_servers(self) -> list[UpstreamServer]:
+        with self._transaction() as conn:
+            found = conn.execute(f"SELECT {_columns(rows.SERVER_COLUMNS)} FROM servers ORDER BY name").fetchall()
+        return [rows.server_from_row(r) for r in found]
+
+    def remove_server(self, name: str) -> None:
+        """Removes the server and its tools (by cascade). Raises `NotFound`."""
+        with self._transaction() as conn:
+            if conn.execute("DELETE FROM servers WHERE name = %s", (name,)).rowcount == 0:
+                raise NotFound(f"no server named {name!r}", name=name)
+
+    # tools
+    def record_tools(self, server: str, tools: Sequence[ToolRecord]) -> list[str]:
+        """Replace the server's tool set; returns the names whose definition hash changed.
+
+        Raises:
+            NotFound: no such server.
+        """
+        now = utc_now()
+        with self._transaction() as conn:
+            # FOR UPDATE on the server row serialises concurrent refreshes of the same server.
+            if conn.execute("SELECT 1 FROM servers WHERE name = %s FOR UPDATE", (server,)).fetchone() is None:
+                raise NotFound(f"no server named {server!r}", name=server)
+            stored = conn.execute("SELECT name, definition_hash, first_seen FROM tools WHERE server = %s", (server,))
+            previous = {str(n): (str(h), str(f)) for n, h, f in stored.fetchall()}
+            records, changed = rows.merge_tools(previous, server, tools, now)
+            conn.execute("DELETE FROM tools WHERE server = %s", (server,))
+            names = rows.TOOL_COLUMNS
+            with conn.cursor() as cur:
+                sql = f"INSERT INTO tools ({_columns(names)}) VALUES ({_marks(names)})"
+                cur.executemany(sql, [rows.tool_row(r) for r in records])
+        return changed
+
+    def list_tools(self, server: str | None = None) -> list[ToolRecord]:
+        sql = f"SELECT {_columns(rows.TOOL_COLUMNS)} FROM tools"
+        params: tuple[str, ...] = ()
+        if server is not None:
+            sql, params = sql + " WHERE server = %s", (server,)
+        with self._transaction() as conn:
+            found = conn.execute(sql + " ORDER BY server, name", params).fetchall()
+        return [rows.tool_from_row(r) for r in found]
+
+    # tenants and API keys
+    def add_tenant(self, tenant: Tenant) -> None:
+        """Raises `AlreadyExists`."""
+        sql = "INSERT INTO tenants (name, display_name) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING"
+        with self._transaction() as conn:
+            if conn.execute(sql, (tenant.name, tenant.display_name)).rowcount == 0:
+                raise AlreadyExists(f"tenant {tenant.name!r} already exists", name=tenant.name)
+
+    def list_tenants(self) -> list[Tenant]:
+        with self._transaction() as conn:
+            found = conn.execute("SELECT name, display_name FROM tenants ORDER BY name").fetchall()
+        return [rows.tenant_from_row(r) for r in found]
+
+    def add_api_key(self, key: ApiKey) -> None:
+        """Raises `AlreadyExists` when the key id is taken."""
+        names = rows.API_KEY_COLUMNS
+        sql = f"INSERT INTO api_keys ({_columns(names)}) VALUES ({_marks(names)}) ON CONFLICT (key_id) DO NOTHING"
+        with self._transaction() as conn:
+            if conn.execute(sql, rows.api_key_row(key)).rowcount == 0:
+                raise AlreadyExists(f"API key {key.key_id!r} already exists", key_id=key.key_id)
+
+    def find_api_key(self, key_id: str) -> ApiKey | None:
+        with self._transaction() as conn:
+            sql = f"SELECT {_columns(rows.API_KEY_COLUMNS)} FROM api_keys WHERE key_id = %s"
+            row = conn.execute(sql, (key_id,)).fetchone()
+        return None if row is None else rows.api_key_from_row(row)
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        sql = f"SELECT {_columns(rows.API_KEY_COLUMNS)} FROM api_keys"
+        params: tuple[str, ...] = ()
+        if tenant is not None:
+            sql, params = sql + " WHERE tenant = %s", (tenant,)
+        with self._transaction() as conn:
+            found = conn.execute(sql + " ORDER BY tenant, created_at, key_id", params).fetchall()
+        return [rows.api_key_from_row(r) for r in found]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Raises `NotFound`. Revoking twice is not an error."""
+        with self._transaction() as conn:
+            if conn.execute("UPDATE api_keys SET revoked = TRUE WHERE key_id = %s", (key_id,)).rowcount == 0:
+                raise NotFound(f"no API key {key_id!r}", key_id=key_id)
+
+    # audit
+    def append_audit(self, records: Iterable[AuditRecord]) -> None:
+        names = rows.AUDIT_COLUMNS
+        batch = [rows.audit_row(r) for r in records]
+        if not batch:
+            return
+        with self._transaction() as conn, conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO audit ({_columns(names)}) VALUES ({_marks(names)})", batch)
+
+    def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Newest first (by time, then by insertion order), at most `query.limit` records."""
+        filters = rows.audit_filters(query)
+        where = " AND ".join(f"{column} {op} %s" for column, op, _ in filters) or "TRUE"
+        sql = f"SELECT {_columns(rows.AUDIT_COLUMNS)} FROM audit WHERE {where} ORDER BY time DESC, id DESC LIMIT %s"
+        with self._transaction() as conn:
+            found = conn.execute(sql, [value for _, _, value in filters] + [max(query.limit, 0)]).fetchall()
+        return [rows.audit_from_row(r) for r in found]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,0 +1,308 @@
+"""The registry on SQLite (stdlib `sqlite3`): the default store, one file in WAL mode.
+
+The schema is migrated with `PRAGMA user_version`; structured fields are JSON text. The audit table
+is append-only, enforced by triggers in the database rather than by convention in this code.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Generator, Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import LiteralString
+
+from meshgate.errors import AlreadyExists, NotFound, RegistryError
+from registry import rows
+from registry.clock import utc_now
+from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+
+# One script per schema version; `user_version` is the number applied so far. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE servers (
+        name TEXT PRIMARY KEY,
+        transport TEXT NOT NULL,
+        command TEXT NOT NULL,
+        url TEXT NOT NULL,
+        env TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        launch TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        prefix TEXT,
+        timeout_s REAL NOT NULL,
+        enabled INTEGER NOT NULL
+    );
+    CREATE TABLE tools (
+        server TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        input_schema TEXT NOT NULL,
+        output_schema TEXT,
+        definition_hash TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (server, name)
+    );
+    CREATE TABLE tenants (
+        name TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL
+    );
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked INTEGER NOT NULL
+    );
+    CREATE INDEX api_keys_tenant ON api_keys(tenant);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        decision_id TEXT NOT NULL,
+        time TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        action TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        allow INTEGER NOT NULL,
+        reasons TEXT NOT NULL,
+        latency_us INTEGER NOT NULL,
+        engine TEXT NOT NULL,
+        bundle_revision TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        arguments TEXT,
+        outcome TEXT NOT NULL
+    );
+    CREATE INDEX audit_time ON audit(time);
+    CREATE INDEX audit_subject_time ON audit(subject, time);
+    CREATE INDEX audit_tenant_time ON audit(tenant, time);
+    CREATE INDEX audit_decision_id ON audit(decision_id);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    """,
+)
+
+
+def _columns(names: Sequence[LiteralString]) -> LiteralString:
+    return ", ".join(names)
+
+
+def _marks(names: Sequence[LiteralString]) -> LiteralString:
+    return ", ".join("?" for _ in names)
+
+
+class SqliteStore:
+    """`RegistryStore` on one SQLite file; safe to share between the event loop and the audit writer."""
+
+    def __init__(self, path: str | Path) -> None:
+        """Open (creating the file and its directory if needed) and migrate.
+
+        Raises:
+            RegistryError: the file cannot be opened, or it was written by a newer meshgate.
+        """
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection serves the event-loop thread and the audit writer thread.
+        # check_same_thread=False only lifts sqlite3's ownership check; the connection still has a
+        # single transaction state, so the lock keeps each operation's transaction whole.
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable in WAL mode except for the last commits on power loss, and avoids an fsync per write.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot open the SQLite registry at {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > len(MIGRATIONS):
+                raise RegistryError(f"registry schema version {version} is newer than this meshgate supports")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                # executescript() would COMMIT first; run the statements one by one inside our transaction.
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def _write(self) -> Generator[sqlite3.Connection, None, None]:
+        with self._lock:
+            try:
+                # IMMEDIATE takes the write lock up front, so read-then-write steps cannot be interleaved
+                # by another process (the CLI) between them.
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise RegistryError(f"registry write failed: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Generator[sqlite3.Connection, None, None]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise RegistryError(f"registry read failed: {exc}") from exc
+
+    # upstream servers
+    def add_server(self, server: UpstreamServer, *, replace: bool = False) -> None:
+        """Raises `AlreadyExists` when the name is taken and `replace` is False."""
+        names = rows.SERVER_COLUMNS
+        sql = f"INSERT INTO servers ({_columns(names)}) VALUES ({_marks(names)})"
+        if replace:
+            # An upsert, not INSERT OR REPLACE: a REPLACE deletes the row first and would cascade to its tools.
+            updates = ", ".join(f"{c} = excluded.{c}" for c in names[1:])
+            sql += f" ON CONFLICT (name) DO UPDATE SET {updates}"
+        with self._write() as conn:
+            try:
+                conn.execute(sql, rows.server_row(server))
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExists(f"server {server.name!r} already exists", name=server.name) from exc
+
+    def get_server(self, name: str) -> UpstreamServer:
+        """Raises `NotFound`."""
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_columns(rows.SERVER_COLUMNS)} FROM servers WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no server named {name!r}", name=name)
+        return rows.server_from_row(row)
+
+    def list_servers(self) -> list[UpstreamServer]:
+        with self._read() as conn:
+            found = conn.execute(f"SELECT {_columns(rows.SERVER_COLUMNS)} FROM servers ORDER BY name").fetchall()
+        return [rows.server_from_row(r) for r in found]
+
+    def remove_server(self, name: str) -> None:
+        """Removes the server and its tools (by cascade). Raises `NotFound`."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM servers WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no server named {name!r}", name=name)
+
+    # tools
+    def record_tools(self, server: str, tools: Sequence[ToolRecord]) -> list[str]:
+        """Replace the server's tool set; returns the names whose definition hash changed.
+
+        Raises:
+            NotFound: no such server.
+        """
+        now = utc_now()
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM servers WHERE name = ?", (server,)).fetchone() is None:
+                raise NotFound(f"no server named {server!r}", name=server)
+            stored = conn.execute("SELECT name, definition_hash, first_seen FROM tools WHERE server = ?", (server,))
+            previous = {name: (digest, first_seen) for name, digest, first_seen in stored.fetchall()}
+            records, changed = rows.merge_tools(previous, server, tools, now)
+            conn.execute("DELETE FROM tools WHERE server = ?", (server,))
+            names = rows.TOOL_COLUMNS
+            conn.executemany(
+                f"INSERT INTO tools ({_columns(names)}) VALUES ({_marks(names)})", [rows.tool_row(r) for r in records]
+            )
+        return changed
+
+    def list_tools(self, server: str | None = None) -> list[ToolRecord]:
+        sql = f"SELECT {_columns(rows.TOOL_COLUMNS)} FROM tools"
+        params: tuple[str, ...] = ()
+        if server is not None:
+            sql, params = sql + " WHERE server = ?", (server,)
+        with self._read() as conn:
+            found = conn.execute(sql + " ORDER BY server, name", params).fetchall()
+        return [rows.tool_from_row(r) for r in found]
+
+    # tenants and API keys
+    def add_tenant(self, tenant: Tenant) -> None:
+        """Raises `AlreadyExists`."""
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO tenants (name, display_name) VALUES (?, ?)", (tenant.name, tenant.display_name)
+                )
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExists(f"tenant {tenant.name!r} already exists", name=tenant.name) from exc
+
+    def list_tenants(self) -> list[Tenant]:
+        with self._read() as conn:
+            found = conn.execute("SELECT name, display_name FROM tenants ORDER BY name").fetchall()
+        return [rows.tenant_from_row(r) for r in found]
+
+    def add_api_key(self, key: ApiKey) -> None:
+        """Raises `AlreadyExists` when the key id is taken."""
+        names = rows.API_KEY_COLUMNS
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    f"INSERT INTO api_keys ({_columns(names)}) VALUES ({_marks(names)})", rows.api_key_row(key)
+                )
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExists(f"API key {key.key_id!r} already exists", key_id=key.key_id) from exc
+
+    def find_api_key(self, key_id: str) -> ApiKey | None:
+        with self._read() as conn:
+            sql = f"SELECT {_columns(rows.API_KEY_COLUMNS)} FROM api_keys WHERE key_id = ?"
+            row = conn.execute(sql, (key_id,)).fetchone()
+        return None if row is None else rows.api_key_from_row(row)
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        sql = f"SELECT {_columns(rows.API_KEY_COLUMNS)} FROM api_keys"
+        params: tuple[str, ...] = ()
+        if tenant is not None:
+            sql, params = sql + " WHERE tenant = ?", (tenant,)
+        with self._read() as conn:
+            found = conn.execute(sql + " ORDER BY tenant, created_at, key_id", params).fetchall()
+        return [rows.api_key_from_row(r) for r in found]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Raises `NotFound`. Revoking twice is not an error."""
+        with self._write() as conn:
+            if conn.execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ?", (key_id,)).rowcount == 0:
+                raise NotFound(f"no API key {key_id!r}", key_id=key_id)
+
+    # audit
+    def append_audit(self, records: Iterable[AuditRecord]) -> None:
+        names = rows.AUDIT_COLUMNS
+        batch = [rows.audit_row(r) for r in records]
+        if not batch:
+            return
+        with self._write() as conn:
+            conn.executemany(f"INSERT INTO audit ({_columns(names)}) VALUES ({_marks(names)})", batch)
+
+    def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Newest first (by time, then by insertion order), at most `query.limit` records."""
+        filters = rows.audit_filters(query)
+        where = " AND ".join(f"{column} {op} ?" for column, op, _ in filters) or "1"
+        sql = f"SELECT {_columns(rows.AUDIT_COLUMNS)} FROM audit WHERE {where} ORDER BY time DESC, id DESC LIMIT ?"
+        with self._read() as conn:
+            found = conn.execute(sql, [value for _, _, value in filters] + [max(query.limit, 0)]).fetchall()
+        return [rows.audit_from_row(r) for r in found]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (`BEGIN ... END;`) whole."""
+    statements: list[str] = []
+    current = ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

@@ -1,0 +1,68 @@
+"""The registry store protocol: SQLite by default (`sqlite_store.py`), or PostgreSQL (`postgres_store.py`).
+
+Methods are synchronous and short; the gateway calls them at start-up, on catalog refresh and
+from the CLI. Audit appends go through `AuditLog` (`audit.py`), which batches them off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+
+
+class RegistryStore(Protocol):
+    # upstream servers
+    def add_server(self, server: UpstreamServer, *, replace: bool = False) -> None:
+        """Raises `AlreadyExists` when the name is taken and `replace` is False."""
+        ...
+
+    def get_server(self, name: str) -> UpstreamServer:
+        """Raises `NotFound`."""
+        ...
+
+    def list_servers(self) -> list[UpstreamServer]: ...
+
+    def remove_server(self, name: str) -> None:
+        """Removes the server and its tools. Raises `NotFound`."""
+        ...
+
+    # tools, recorded per server with the hash of each definition
+    def record_tools(self, server: str, tools: Sequence[ToolRecord]) -> list[str]:
+        """Replace the server's tool set; returns the names whose definition hash changed.
+
+        The store sets `first_seen` (kept while a definition is unchanged) and `last_seen`; new names
+        are not "changed". Raises `NotFound` for an unknown server.
+        """
+        ...
+
+    def list_tools(self, server: str | None = None) -> list[ToolRecord]: ...
+
+    # tenants and API keys
+    def add_tenant(self, tenant: Tenant) -> None:
+        """Raises `AlreadyExists`."""
+        ...
+
+    def list_tenants(self) -> list[Tenant]: ...
+
+    def add_api_key(self, key: ApiKey) -> None:
+        """Raises `AlreadyExists` when the key id is taken."""
+        ...
+
+    def find_api_key(self, key_id: str) -> ApiKey | None: ...
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]: ...
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Raises `NotFound`."""
+        ...
+
+    # audit: append-only
+    def append_audit(self, records: Iterable[AuditRecord]) -> None: ...
+
+    def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Newest first, at most `query.limit`; `since` is any ISO-8601 time (made canonical, then compared)."""
+        ...
+
+    def close(self) -> None: ...
