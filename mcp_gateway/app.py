@@ -6,9 +6,10 @@ HTTP at the configured path (both protocol eras the SDK serves) and `/healthz`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,13 @@ from mcp_gateway.handlers import GatewayHandlers
 from mcp_gateway.policy import PolicyMiddleware
 from meshgate.config import Config, UpstreamConfig
 from meshgate.identity import Authenticator, IssuerConfig
-from policies import DEFAULT_BUNDLE, PolicyDecisionPoint, RegorusEngine
+from policies import DEFAULT_BUNDLE, PolicyDecisionPoint, PolicyEngine, RegorusEngine
+from policies.watcher import BundleWatcher, ReloadableEngine
 from registry.audit import AuditLog
 from registry.models import UpstreamServer
 from registry.store import RegistryStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Gateway:
     audit: AuditLog
     authenticator: Authenticator
     server: Server[Any]
+    watchers: dict[str, BundleWatcher] = field(default_factory=dict[str, BundleWatcher])
+    """Hot reload of the `live` and `shadow` bundles (empty when `policy.watch` is off)."""
 
     def asgi(self) -> Starlette:
         gw = self.config.gateway
@@ -53,6 +59,8 @@ class Gateway:
             try:
                 async with anyio.create_task_group() as tg:
                     await tg.start(self.federation.run)
+                    for watcher in self.watchers.values():
+                        tg.start_soon(watcher.run)
                     async with self.server.session_manager.run():
                         yield
                     tg.cancel_scope.cancel()
@@ -75,10 +83,22 @@ class Gateway:
                 "resources": len(self.federation.catalog.resources),
                 "prompts": len(self.federation.catalog.prompts),
             },
-            "policy": {"engine": self.pdp.engine.name, "revision": self.pdp.engine.revision},
+            "policy": {
+                "engine": self.pdp.engine.name,
+                "revision": self.pdp.engine.revision,
+                "last_reload": self._last_reload("live"),
+            },
         }
+        if self.pdp.shadow is not None:
+            shadow = {"revision": self.pdp.shadow.revision, **self.pdp.shadow_stats()}
+            body["policy"]["shadow"] = {**shadow, "last_reload": self._last_reload("shadow")}
         # 200 even when degraded: the gateway serves; a degraded upstream is information, not an outage.
         return JSONResponse(body)
+
+    def _last_reload(self, which: str) -> dict[str, Any] | None:
+        watcher = self.watchers.get(which)
+        outcome = watcher.last_reload if watcher else None
+        return asdict(outcome) if outcome else None
 
 
 def upstream_from_config(u: UpstreamConfig, base_dir: str) -> UpstreamServer:
@@ -106,7 +126,9 @@ def build_gateway(config: Config, store: RegistryStore) -> Gateway:
     for upstream in config.upstreams:
         store.add_server(upstream_from_config(upstream, config.base_dir), replace=True)
     bundle = Path(config.base_dir, config.policy.bundle) if config.policy.bundle else DEFAULT_BUNDLE
-    pdp = PolicyDecisionPoint(RegorusEngine(bundle), query=config.policy.query)
+    shadow_bundle = config.policy.shadow_bundle
+    shadow = open_engine(config, Path(config.base_dir, shadow_bundle)) if shadow_bundle else None
+    pdp = PolicyDecisionPoint(open_engine(config, bundle), query=config.policy.query, shadow=shadow)
     audit = AuditLog(store)
     federation = Federation(
         store.list_servers(),
@@ -145,7 +167,28 @@ def build_gateway(config: Config, store: RegistryStore) -> Gateway:
         on_get_prompt=handlers.get_prompt,
     )
     server.middleware.append(PolicyMiddleware(federation, pdp, audit, allow_anonymous=identity.allow_anonymous))
-    return Gateway(config, store, federation, pdp, audit, authenticator, server)
+    return Gateway(config, store, federation, pdp, audit, authenticator, server, _watchers(config, pdp))
+
+
+def _watchers(config: Config, pdp: PolicyDecisionPoint) -> dict[str, BundleWatcher]:
+    if not config.policy.watch:
+        return {}
+    engines = {"live": pdp.engine, "shadow": pdp.shadow}
+    watchers: dict[str, BundleWatcher] = {}
+    for which, engine in engines.items():
+        if isinstance(engine, ReloadableEngine):
+            label = "policy" if which == "live" else "shadow policy"
+            watchers[which] = BundleWatcher(engine, interval_s=config.policy.watch_interval_s, label=label)
+    return watchers
+
+
+def open_engine(config: Config, bundle: Path) -> PolicyEngine:
+    """The configured Rego engine over `bundle`. Raises `PolicyBundleInvalid`, or `ConfigError` (no OPA library)."""
+    if config.policy.engine == "opa":
+        from policies.opa_engine import OpaEngine  # only deployments that chose OPA load its 32 MB library
+
+        return OpaEngine(bundle, Path(config.base_dir, config.policy.opa_library))
+    return RegorusEngine(bundle)
 
 
 def _issuer_kwargs(raw: dict[str, Any], base_dir: str) -> dict[str, Any]:

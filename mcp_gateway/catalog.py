@@ -58,6 +58,15 @@ class CatalogEntry:
     input_schema: Mapping[str, Any] | None = None
     matches: Callable[[str], bool] | None = None
     """Resource templates only: whether a concrete URI (in the catalog's namespace) fits the template."""
+    definition_hash: str = ""
+    """Tools only: the hash of the definition the upstream serves now (`registry.hashing`)."""
+    pinned_hash: str = ""
+    """Tools only: the hash the tool is pinned to, the one recorded when the gateway first knew it."""
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the tool still has the definition it is pinned to (the `require_pinned` check)."""
+        return bool(self.definition_hash) and self.definition_hash == self.pinned_hash
 
 
 @dataclass(frozen=True, slots=True)

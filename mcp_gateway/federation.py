@@ -52,6 +52,10 @@ class Federation:
         self._store = store
         self._separator = separator
         self._listings: dict[str, ServerListing] = {}
+        # The pin of each tool: its hash as recorded in the registry when this gateway started (at
+        # `servers add` or by an earlier run), else as first listed in this run. It is never moved on
+        # a changed definition, so `require_pinned` refuses a tool that changed under the gateway.
+        self._pins: dict[tuple[str, str], str] = {(r.server, r.name): r.definition_hash for r in store.list_tools()}
         self._http: httpx2.AsyncClient = create_mcp_http_client()
         self.connections: dict[str, UpstreamConnection] = {
             s.name: UpstreamConnection(
@@ -127,6 +131,7 @@ class Federation:
         def uri_of(uri: str) -> str:
             return namespaced_uri(server.name, uri) if prefix else uri
 
+        hashes = {t.name: tool_record(server.name, t).definition_hash for t in raw.tools}
         tools = tuple(
             CatalogEntry(
                 id=(tid := name_of(t.name)),
@@ -134,6 +139,8 @@ class Federation:
                 name=t.name,
                 wire=t.model_copy(update={"name": tid}),
                 input_schema=t.input_schema,
+                definition_hash=hashes[t.name],
+                pinned_hash=self._pins.setdefault((server.name, t.name), hashes[t.name]),
             )
             for t in raw.tools
         )

@@ -1,8 +1,10 @@
 """The gateway's one policy middleware: every governed MCP request is decided before it is served.
 
 Order per request: principal (set by the HTTP auth middleware) → catalog lookup → input-schema
-validation → decision (fail closed) → handler → audit record with the outcome. List results are
-filtered to the decision's `visible` ids. Meshgate errors leave here as MCP errors (`wire_errors`).
+validation → decision (fail closed) → its obligations on the arguments → handler → for a tool, a
+second decision on its result (`mcp.tools/result`) and its obligations → audit record with the
+outcome. List results are filtered to the decision's `visible` ids. Meshgate errors leave here as
+MCP errors (`wire_errors`). What each obligation does is `policies/obligations.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -22,17 +24,27 @@ from opentelemetry import trace
 
 from mcp_gateway.catalog import Catalog, CatalogEntry
 from mcp_gateway.wire_errors import to_mcp_error
-from meshgate.errors import InvalidArguments, MeshError, PolicyUnavailable, Unauthenticated
+from meshgate.errors import InvalidArguments, MeshError, PolicyUnavailable, ToolNotPinned, Unauthenticated
 from meshgate.principal import ANONYMOUS, Principal
 from policies import PolicyDecisionPoint, raise_for
 from policies.decision import Decision
-from policies.input import PolicyInput, ResourceDoc, subject_doc
+from policies.input import PolicyInput, ResourceDoc, ResultDoc, audited_input, subject_doc
+from policies.obligations import (
+    Obligations,
+    cap_arguments,
+    redact,
+    redact_tool_result,
+    result_size,
+    withheld_result,
+)
 from registry.audit import AuditLog
 from registry.models import AuditRecord
 
 logger = logging.getLogger(__name__)
 
 DECISION_META_KEY = "io.meshgate/decision_id"
+RESULT_DECISION_META_KEY = "io.meshgate/result_decision_id"
+RESULT_ACTION = "mcp.tools/result"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +101,10 @@ class PolicyMiddleware:
             "items": [e.id for e in entries],
             "servers": {e.id: e.server for e in entries},
         }
-        decision = self._decide(ctx, shape.action, resource, {})
-        self._record(ctx, decision, shape.action, resource, {}, outcome="ok" if decision.allow else "denied")
+        decision, policy_input = self._decide(ctx, shape.action, resource, {})
+        self._record(
+            ctx, decision, policy_input, shape.action, resource, {}, outcome="ok" if decision.allow else "denied"
+        )
         raise_for(decision)
         return _filtered(await call_next(ctx), shape, set(decision.visible))
 
@@ -119,20 +133,78 @@ class PolicyMiddleware:
                 entry, kind = catalog.template(str(ref.get("uri", ""))), "resource"
         resource: ResourceDoc = {"kind": kind, "id": entry.id, "server": entry.server, "name": entry.name}
         action = f"mcp.{ctx.method}"
-        decision = self._decide(ctx, action, resource, arguments)
+        decision, policy_input = self._decide(ctx, action, resource, arguments)
         if not decision.allow:
-            self._record(ctx, decision, action, resource, arguments, outcome="denied")
+            self._record(ctx, decision, policy_input, action, resource, arguments, outcome="denied")
             raise_for(decision)
+        obligations = Obligations.parse(decision.obligations)
+        # What the upstream gets, and what the audit log may keep: never the redacted values.
+        forwarded = redact(cap_arguments(arguments, obligations.cap_arguments), obligations.redact_arguments)
         outcome = "error"
         try:
+            if obligations.require_pinned and not entry.pinned:
+                raise ToolNotPinned(
+                    f"{entry.id}: its definition changed since it was pinned; refused by policy",
+                    tool=entry.id,
+                    decision_id=decision.decision_id,
+                )
+            if forwarded != arguments:
+                ctx = replace(ctx, params={**params, "arguments": forwarded})
             result = await call_next(ctx)
             outcome = "tool_error" if _is_tool_error(result) else "ok"
+            if ctx.method == "tools/call":
+                result = self._screen_result(ctx, resource, forwarded, result)
             return _stamp(result, decision.decision_id)
         except MeshError as exc:
             outcome = exc.code
             raise
         finally:
-            self._record(ctx, decision, action, resource, arguments, outcome=outcome)
+            self._record(ctx, decision, policy_input, action, resource, forwarded, outcome=outcome)
+
+    def _screen_result(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        resource: ResourceDoc,
+        arguments: dict[str, Any],
+        result: HandlerResult,
+    ) -> HandlerResult:
+        """Decide `mcp.tools/result` on a tool's result and apply that decision's obligations to it.
+
+        Raises:
+            PolicyDenied: the policy denies returning this result.
+            PolicyUnavailable: that decision failed (fail closed).
+        """
+        wire = _wire(result)
+        if wire is None or isinstance(result, types.InputRequiredResult):
+            return result  # not the tool's result yet: the caller answers the input requests and retries
+        size = result_size(wire)
+        result_doc: ResultDoc = {
+            "content": cast(list[Any], wire.get("content", [])),
+            "isError": wire.get("isError") is True,
+            "size_bytes": size,
+        }
+        if "structuredContent" in wire:
+            result_doc["structuredContent"] = wire["structuredContent"]
+        decision, policy_input = self._decide(ctx, RESULT_ACTION, resource, arguments, result=result_doc)
+        if not decision.allow:
+            self._record(ctx, decision, policy_input, RESULT_ACTION, resource, arguments, outcome="denied")
+            raise_for(decision)
+        obligations = Obligations.parse(decision.obligations)
+        outcome = "ok"
+        if obligations.max_result_bytes is not None and size > obligations.max_result_bytes:
+            kept = {k: v for k, v in wire.items() if k not in ("content", "structuredContent", "isError")}
+            wire = kept | withheld_result(size, obligations.max_result_bytes)
+            outcome = "withheld"
+        elif obligations.redact_result:
+            wire = redact_tool_result(wire, obligations.redact_result)
+            outcome = "redacted"
+        self._record(ctx, decision, policy_input, RESULT_ACTION, resource, arguments, outcome=outcome)
+        meta = wire.get("_meta")
+        stamped: dict[str, Any] = {**(cast(dict[str, Any], meta) if isinstance(meta, dict) else {})}
+        stamped[RESULT_DECISION_META_KEY] = decision.decision_id
+        wire = {**wire, "_meta": stamped}
+        # Back to the handler's model, so the runner serializes it for the caller's protocol revision.
+        return type(result).model_validate(wire) if isinstance(result, types.Result) else wire
 
     def _validate(self, entry: CatalogEntry, arguments: dict[str, Any]) -> None:
         schema = entry.input_schema
@@ -149,8 +221,14 @@ class PolicyMiddleware:
             raise InvalidArguments(f"{entry.id}: {where}: {error.message}", tool=entry.id, path=where)
 
     def _decide(
-        self, ctx: ServerRequestContext[Any, Any], action: str, resource: ResourceDoc, arguments: dict[str, Any]
-    ) -> Decision:
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        action: str,
+        resource: ResourceDoc,
+        arguments: dict[str, Any],
+        *,
+        result: ResultDoc | None = None,
+    ) -> tuple[Decision, PolicyInput]:
         principal = self._principal(ctx)
         span = trace.get_current_span()
         trace_id = span.get_span_context().trace_id
@@ -160,6 +238,7 @@ class PolicyMiddleware:
             "action": action,
             "resource": resource,
             "arguments": arguments,
+            "delegation": [],  # direct calls only until the A2A broker delegates (issue #4)
             "context": {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "trace_id": f"{trace_id:032x}" if trace_id else "",
@@ -168,16 +247,23 @@ class PolicyMiddleware:
                 "protocol_version": ctx.protocol_version,
             },
         }
+        if result is not None:
+            policy_input["result"] = result
         decision = self._pdp.decide(policy_input)
+        # The inbound span's `policy.*` name the request's own decision; a result decision gets its own keys.
+        prefix = "policy.result" if action == RESULT_ACTION else "policy"
         span.set_attributes(
             {
-                "policy.decision_id": decision.decision_id,
-                "policy.allow": decision.allow,
+                f"{prefix}.decision_id": decision.decision_id,
+                f"{prefix}.allow": decision.allow,
                 "enduser.id": principal.subject,
                 "meshgate.tenant": principal.tenant,
             }
         )
-        return decision
+        rate_class = decision.obligations.get("rate_class")
+        if isinstance(rate_class, str) and rate_class:
+            span.set_attribute(f"{prefix}.rate_class", rate_class)
+        return decision, policy_input
 
     def _principal(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
         request = ctx.request
@@ -192,6 +278,7 @@ class PolicyMiddleware:
         self,
         ctx: ServerRequestContext[Any, Any],
         decision: Decision,
+        policy_input: PolicyInput,
         action: str,
         resource: ResourceDoc,
         arguments: dict[str, Any],
@@ -199,6 +286,7 @@ class PolicyMiddleware:
         outcome: str,
     ) -> None:
         principal = self._principal(ctx)
+        kept = arguments if decision.obligations.get("audit_arguments") is True else None
         span_context = trace.get_current_span().get_span_context()
         self._audit.append(
             AuditRecord(
@@ -214,8 +302,9 @@ class PolicyMiddleware:
                 engine=decision.engine,
                 bundle_revision=decision.bundle_revision,
                 trace_id=f"{span_context.trace_id:032x}" if span_context.trace_id else "",
-                arguments=arguments if decision.obligations.get("audit_arguments") is True else None,
+                arguments=kept,
                 outcome=outcome,
+                input=audited_input(policy_input, kept),
             )
         )
 
@@ -227,6 +316,15 @@ def _filtered(result: HandlerResult, shape: _ListShape, visible: set[str]) -> Ha
         kept = [i for i in items if isinstance(i, dict) and i.get(shape.field) in visible]  # pyright: ignore[reportUnnecessaryIsInstance]
         return {**result, shape.key: kept}
     raise PolicyUnavailable(f"list result of unexpected type {type(result).__name__}; denied")
+
+
+def _wire(result: HandlerResult) -> dict[str, Any] | None:
+    """A handler result as its wire dict (the obligations work on JSON), or None when there is none."""
+    if isinstance(result, dict):
+        return result
+    if isinstance(result, types.Result):
+        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return None
 
 
 def _is_tool_error(result: HandlerResult) -> bool:

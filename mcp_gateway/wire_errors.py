@@ -35,6 +35,7 @@ JSONRPC_CODE: dict[type[errors.MeshError], int] = {
     errors.UpstreamError: -32034,
     errors.PayloadTooLarge: -32035,
     errors.Unauthenticated: -32036,
+    errors.ToolNotPinned: -32037,
 }
 
 

@@ -15,7 +15,7 @@ DEFAULT_CONFIG = "meshgate.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from meshgate.commands import audit, keys, servers, up
+    from meshgate.commands import audit, keys, policy, servers, up
 
     parser = argparse.ArgumentParser(
         prog="meshgate",
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(sub)
     keys.add_parser(sub)
     keys.add_tenants_parser(sub)
+    policy.add_parser(sub)
     return parser
 
 

@@ -45,6 +45,14 @@ class PolicyConfig(_Model):
     bundle: str | None = None
     """Directory holding rego/ and data/; None means the bundle shipped in the `policies` package."""
     query: str = "data.meshgate.mcp.decision"
+    watch: bool = True
+    """Hot reload: serve edits to the bundle (and the shadow bundle) once they load and their tests pass."""
+    watch_interval_s: float = Field(default=0.25, gt=0)
+    shadow_bundle: str | None = None
+    """A draft bundle decided beside the live one on live traffic; differences are logged, never enforced."""
+    engine: Literal["regorus", "opa"] = "regorus"
+    """regorus: the embedded Rust engine; opa: OPA's Go evaluator in-process (scripts/fetch_opa.py fetches it)."""
+    opa_library: str = ".meshgate/opa/libopabridge.so"
 
 
 class IssuerModel(_Model):

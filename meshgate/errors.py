@@ -72,6 +72,13 @@ class PromptNotFound(MeshError):
     message = "unknown prompt"
 
 
+class ToolNotPinned(MeshError):
+    """The policy requires the tool's pinned definition and the upstream now serves another one."""
+
+    code = "tool_not_pinned"
+    message = "the tool's definition changed since it was pinned"
+
+
 class InvalidArguments(MeshError):
     code = "invalid_arguments"
     message = "the arguments do not match the tool's input schema"

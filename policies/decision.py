@@ -12,8 +12,8 @@ class Decision:
     reasons: tuple[str, ...]
     decision_id: str
     obligations: dict[str, Any] = field(default_factory=dict[str, Any])
-    """Keys the mesh enforces: `visible` (list actions: the ids the subject may see), `audit_arguments`
-    (bool: whether arguments may be written to the audit log)."""
+    """What the mesh must do besides allowing, as the policy returned it, checked by the decision point;
+    `policies.obligations.Obligations.parse` types it and says what each key does."""
     engine: str = ""
     bundle_revision: str = ""
     latency_us: int = 0

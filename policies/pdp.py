@@ -7,6 +7,7 @@ a `Decision`; only a well-formed `{"allow": true, ...}` from the policy allows. 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from typing import Any, cast
@@ -18,6 +19,7 @@ from meshgate.errors import MeshError
 from policies.decision import Decision
 from policies.engine import PolicyEngine
 from policies.input import PolicyInput
+from policies.obligations import ObligationError, Obligations
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +33,26 @@ class _Malformed(Exception):
 class PolicyDecisionPoint:
     """Asks `engine` for the decision document at `query` and turns it into a `Decision`."""
 
-    def __init__(self, engine: PolicyEngine, query: str = DEFAULT_QUERY, *, tracer: trace.Tracer | None = None) -> None:
-        """`tracer` defaults to the global provider's `meshgate.policies` tracer."""
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        query: str = DEFAULT_QUERY,
+        *,
+        tracer: trace.Tracer | None = None,
+        shadow: PolicyEngine | None = None,
+    ) -> None:
+        """`tracer` defaults to the global provider's `meshgate.policies` tracer.
+
+        `shadow`, a draft bundle's engine, is asked the same query after every live decision; where its
+        allow or reasons differ, the difference is logged and counted (`shadow_stats`), never enforced.
+        """
         self._engine = engine
         self._query = query
         self._tracer = tracer or trace.get_tracer("meshgate.policies")
+        # The shadow is its own decision point (failing closed the same way), untraced.
+        self._shadow = PolicyDecisionPoint(shadow, query, tracer=trace.NoOpTracer()) if shadow is not None else None
+        self._shadow_lock = threading.Lock()
+        self._shadow_counts = {"decisions": 0, "differences": 0, "errors": 0}
 
     @property
     def engine(self) -> PolicyEngine:
@@ -44,6 +61,15 @@ class PolicyDecisionPoint:
     @property
     def query(self) -> str:
         return self._query
+
+    @property
+    def shadow(self) -> PolicyEngine | None:
+        return self._shadow.engine if self._shadow else None
+
+    def shadow_stats(self) -> dict[str, int]:
+        """Shadow decisions made, those that differed from the live one, and those that failed."""
+        with self._shadow_lock:
+            return dict(self._shadow_counts)
 
     def decide(self, input_doc: PolicyInput) -> Decision:
         """Evaluate the query for `input_doc`; a failure is a deny whose `error` says why."""
@@ -72,7 +98,39 @@ class PolicyDecisionPoint:
             )
             if error:
                 span.set_status(Status(StatusCode.ERROR, error))
+        if self._shadow is not None:
+            self._compare_shadow(self._shadow, input_doc, decision)
         return decision
+
+    def _compare_shadow(self, shadow: PolicyDecisionPoint, input_doc: PolicyInput, live: Decision) -> None:
+        """Log and count where the shadow disagrees with `live`; nothing here may touch the live decision."""
+        counts = {"decisions": 1, "differences": 0, "errors": 0}
+        try:
+            draft = shadow.decide(input_doc)
+        except Exception:
+            # decide() never raises by contract; a shadow breaking it is counted, not propagated.
+            logger.exception("shadow policy failed on decision %s", live.decision_id)
+            draft = None
+        resource = input_doc.get("resource", {}).get("id", "")
+        if draft is None or draft.error:
+            counts["errors"] = 1
+            if draft is not None:
+                logger.warning("shadow policy could not decide %s (%s): %s", live.decision_id, resource, draft.error)
+        elif (draft.allow, draft.reasons) != (live.allow, live.reasons):
+            counts["differences"] = 1
+            logger.warning(
+                "shadow policy differs on decision %s: %s %s: live allow=%s reasons=%s; shadow allow=%s reasons=%s",
+                live.decision_id,
+                input_doc.get("action", ""),
+                resource,
+                live.allow,
+                list(live.reasons),
+                draft.allow,
+                list(draft.reasons),
+            )
+        with self._shadow_lock:
+            for key, n in counts.items():
+                self._shadow_counts[key] += n
 
     def _evaluate(self, input_doc: PolicyInput) -> tuple[bool, tuple[str, ...], dict[str, Any], str]:
         # Arguments of a request that was not decided stay out of the audit log, exempt or not.
@@ -89,7 +147,7 @@ class PolicyDecisionPoint:
         if value is None:
             return False, ("policy decision undefined",), closed, f"{self._query} is undefined for this input"
         try:
-            allow, reasons, obligations = _parse(value)
+            allow, reasons, obligations = _parse(value, str(input_doc.get("action", "")))
         except _Malformed as exc:
             return False, ("policy decision malformed",), closed, f"{self._query} is malformed: {exc}"
         return allow, reasons, obligations, ""
@@ -102,11 +160,11 @@ class PolicyDecisionPoint:
             return ""
 
 
-def _parse(value: Any) -> tuple[bool, tuple[str, ...], dict[str, Any]]:
+def _parse(value: Any, action: str) -> tuple[bool, tuple[str, ...], dict[str, Any]]:
     """Check the decision document `{"allow": bool, "reasons": [str], "obligations": {...}}`.
 
-    `reasons` and `obligations` may be absent (none given); present, they must have their types,
-    as must the obligations the mesh enforces (`visible`, `audit_arguments`).
+    `reasons` and `obligations` may be absent (none given); present, they must have their types, and
+    every obligation must be one the mesh enforces on `action`, well typed (`policies/obligations.py`).
     """
     if not isinstance(value, dict):
         raise _Malformed(f"expected an object, got {type(value).__name__}")
@@ -121,10 +179,10 @@ def _parse(value: Any) -> tuple[bool, tuple[str, ...], dict[str, Any]]:
     if not isinstance(obligations, dict):
         raise _Malformed("obligations must be an object")
     obligations = cast(dict[str, Any], obligations)
-    if not _is_str_list(obligations.get("visible", [])):
-        raise _Malformed("obligations.visible must be a list of strings")
-    if not isinstance(obligations.get("audit_arguments", True), bool):
-        raise _Malformed("obligations.audit_arguments must be a boolean")
+    try:
+        Obligations.parse(obligations, action)
+    except ObligationError as exc:
+        raise _Malformed(str(exc)) from exc
     return allow, tuple(cast(list[str], reasons)), dict(obligations)
 
 

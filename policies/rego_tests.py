@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policies.bundle import load_bundle
+from policies.bundle import PolicyBundle, load_bundle
 from policies.regorus_engine import build_engine, one_line
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -33,7 +33,16 @@ def run_rego_tests(bundle_dir: Path) -> list[RegoTestResult]:
     Raises:
         PolicyBundleInvalid: a module or data file does not load.
     """
-    engine = build_engine(load_bundle(bundle_dir, include_tests=True))
+    return run_bundle_tests(load_bundle(bundle_dir, include_tests=True))
+
+
+def run_bundle_tests(bundle: PolicyBundle) -> list[RegoTestResult]:
+    """Run the tests of a bundle already read with `include_tests=True` (the watcher tests what it serves).
+
+    Raises:
+        PolicyBundleInvalid: a module or data file does not load.
+    """
+    engine = build_engine(bundle)
     results: list[RegoTestResult] = []
     for module in json.loads(engine.get_ast_as_json()):
         package = _ref_path(module["ast"]["package"]["refr"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -19,6 +20,19 @@ from policies.bundle import PolicyBundle, load_bundle
 
 # What `eval_rule_as_json` returns for an undefined rule in regorus 0.13.
 _UNDEFINED = '"<undefined>"'
+
+# Each thread's engines, per RegorusEngine, live in the thread's own slot and not in the RegorusEngine: that may
+# be collected on any thread (the cyclic GC runs wherever it is triggered), and an engine dropped on a thread other
+# than its own raises. A dead owner's engine is dropped by its thread at that thread's next build.
+_THREAD_SLOTS = threading.local()
+
+
+def _slots() -> dict[int, tuple[weakref.ref[RegorusEngine], PolicyBundle, RegorusApi]]:
+    slots: dict[int, tuple[weakref.ref[RegorusEngine], PolicyBundle, RegorusApi]] | None
+    slots = getattr(_THREAD_SLOTS, "engines", None)
+    if slots is None:
+        slots = _THREAD_SLOTS.engines = {}
+    return slots
 
 
 class RegorusApi(Protocol):
@@ -49,7 +63,6 @@ class RegorusEngine:
             PolicyBundleInvalid: the bundle does not load; the message carries file:line:col.
         """
         self._bundle_dir = Path(bundle_dir)
-        self._local = threading.local()
         self._bundle = self._load()
 
     @property
@@ -60,14 +73,21 @@ class RegorusEngine:
     def revision(self) -> str:
         return self._bundle.revision
 
-    def reload(self) -> str:
+    def reload(self, bundle: PolicyBundle | None = None) -> str:
         """Re-read the bundle and serve it from the next decision on; returns the new revision.
+
+        `bundle`, already read from this engine's directory, is served as is instead of re-reading
+        it, so that what a caller validated is exactly what serves (the bundle watcher).
 
         Raises:
             PolicyBundleInvalid: the new bundle does not load; the previous one keeps serving.
         """
-        self._bundle = self._load()
-        return self._bundle.revision
+        bundle = bundle or load_bundle(self._bundle_dir)
+        # Built only to validate, and dropped on this thread: regorus engines are unsendable, so one left in
+        # this thread's slot (the hot-reload worker's) would fail when the engine is collected elsewhere.
+        build_engine(bundle)
+        self._bundle = bundle
+        return bundle.revision
 
     def evaluate(self, query: str, input_doc: dict[str, Any]) -> Any:
         """The JSON value of the rule `query` for `input_doc`, or None when it is undefined.
@@ -92,26 +112,33 @@ class RegorusEngine:
             # and let this thread build a fresh engine rather than reuse one that unwound mid-call.
             if type(exc).__name__ != "PanicException":
                 raise
-            self._local.state = None
+            _slots().pop(id(self), None)
             raise PolicyUnavailable(f"policy engine panicked: {one_line(exc)}", query=query) from exc
         return None if value == _UNDEFINED else json.loads(value)
 
     def _load(self) -> PolicyBundle:
         bundle = load_bundle(self._bundle_dir)
         # Building here both validates the bundle and readies this thread.
-        self._local.state = (bundle, build_engine(bundle))
+        self._keep(bundle, build_engine(bundle))
         return bundle
 
     def _thread_engine(self) -> RegorusApi:
         bundle = self._bundle
-        state: tuple[PolicyBundle, RegorusApi] | None = getattr(self._local, "state", None)
-        if state is None or state[0] is not bundle:
-            try:
-                state = (bundle, build_engine(bundle))
-            except PolicyBundleInvalid as exc:
-                raise PolicyUnavailable(exc.detail) from exc
-            self._local.state = state
-        return state[1]
+        slot = _slots().get(id(self))
+        if slot is not None and slot[0]() is self and slot[1] is bundle:
+            return slot[2]
+        try:
+            engine = build_engine(bundle)
+        except PolicyBundleInvalid as exc:
+            raise PolicyUnavailable(exc.detail) from exc
+        self._keep(bundle, engine)
+        return engine
+
+    def _keep(self, bundle: PolicyBundle, engine: RegorusApi) -> None:
+        slots = _slots()
+        for key in [key for key, (owner, _, _) in slots.items() if owner() is None]:
+            del slots[key]
+        slots[id(self)] = (weakref.ref(self), bundle, engine)
 
 
 def build_engine(bundle: PolicyBundle) -> RegorusApi:

@@ -82,6 +82,9 @@ class AuditRecord:
     """Only when the policy's `audit_arguments` obligation allows it."""
     outcome: str = ""
     """What happened after the decision: "ok", an error code, or "" for list/deny."""
+    input: dict[str, Any] | None = None
+    """The input document the decision was made on, with `arguments` null unless kept as above;
+    None on records written before it was stored. `meshgate policy explain` and `replay` re-decide it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
         FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
     """,
+    # 2: the decision's input document, for `meshgate policy explain|replay`; NULL on older records.
+    """
+    ALTER TABLE audit ADD COLUMN input JSON;
+    """,
 )
 
 

@@ -61,6 +61,7 @@ AUDIT_COLUMNS: tuple[LiteralString, ...] = (
     "trace_id",
     "arguments",
     "outcome",
+    "input",
 )
 
 Row = Sequence[Any]
@@ -178,12 +179,13 @@ def audit_row(r: AuditRecord) -> tuple[object, ...]:
         r.trace_id,
         dumps(r.arguments),
         r.outcome,
+        dumps(r.input),
     )
 
 
 def audit_from_row(row: Row) -> AuditRecord:
     (decision_id, time, subject, tenant, action, resource, allow, reasons, latency_us) = row[:9]
-    engine, bundle_revision, trace_id, arguments, outcome = row[9:]
+    engine, bundle_revision, trace_id, arguments, outcome, input_doc = row[9:]
     return AuditRecord(
         decision_id=decision_id,
         time=time,
@@ -199,6 +201,7 @@ def audit_from_row(row: Row) -> AuditRecord:
         trace_id=trace_id,
         arguments=None if arguments is None else dict(_load(arguments)),
         outcome=outcome,
+        input=None if input_doc is None else dict(_load(input_doc)),
     )
 
 

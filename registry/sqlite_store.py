@@ -85,6 +85,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
     """,
+    # 2: the decision's input document (JSON), for `meshgate policy explain|replay`; NULL on older records.
+    """
+    ALTER TABLE audit ADD COLUMN input TEXT;
+    """,
 )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +46,17 @@ def spans(_span_exporter: object) -> Iterator[object]:
     assert isinstance(_span_exporter, InMemorySpanExporter)
     _span_exporter.clear()
     yield _span_exporter
+
+
+@pytest.fixture(scope="session")
+def opa_library() -> Path:
+    """OPA's Go evaluator library, fetched from PyPI by scripts/fetch_opa.py; skips with the reason if it cannot be."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "fetch_opa.py"
+    spec = importlib.util.spec_from_file_location("fetch_opa", script)
+    assert spec is not None and spec.loader is not None
+    fetch_opa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch_opa)
+    try:
+        return fetch_opa.fetch()
+    except RuntimeError as exc:
+        pytest.skip(f"OPA's library could not be fetched: {exc}")

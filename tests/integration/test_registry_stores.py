@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import uuid
@@ -21,7 +22,7 @@ from registry import open_store
 from registry.audit import AuditLog
 from registry.hashing import tool_definition_hash
 from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
-from registry.sqlite_store import SqliteStore
+from registry.sqlite_store import MIGRATIONS, SqliteStore
 from registry.store import RegistryStore
 
 POSTGRES_URLS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
@@ -138,6 +139,7 @@ def audit(decision_id: str, time: str = "2025-03-01T12:00:00.000000Z", **changes
         trace_id="t" * 32,
         arguments={"path": "/tmp/x", "n": [1, 2]},
         outcome="ok",
+        input={"version": 1, "action": "mcp.tools/call", "arguments": {"path": "/tmp/x", "n": [1, 2]}, "é": None},
     )
     return replace(base, **changes)
 
@@ -253,7 +255,7 @@ def test_api_keys_are_found_listed_by_tenant_and_revoked(backend: Backend) -> No
 
 
 def test_audit_records_round_trip(backend: Backend) -> None:
-    records = [audit("d1"), audit("d2", arguments=None, reasons=(), allow=False)]
+    records = [audit("d1"), audit("d2", arguments=None, reasons=(), allow=False, input=None)]
     backend.store.append_audit(records)
     assert backend.store.query_audit(AuditQuery()) == records[::-1]
 
@@ -359,6 +361,27 @@ def test_reopening_an_up_to_date_database_migrates_nothing(backend: Backend) -> 
     assert [r.decision_id for r in backend.reopen().query_audit(AuditQuery())] == ["d1"]
 
 
+def test_a_database_from_before_the_input_column_gets_it_and_keeps_its_records(backend: Backend) -> None:
+    backend.store.close()
+    # Back to schema 1 as an older meshgate left it, with a record written then.
+    backend.raw_sql("ALTER TABLE audit DROP COLUMN input")
+    if isinstance(backend.store, SqliteStore):
+        backend.raw_sql("PRAGMA user_version = 1")
+    else:
+        backend.raw_sql("DELETE FROM meshgate_schema WHERE version > 1")
+    old = audit("old", time="2025-03-01T11:00:00.000000Z", input=None)
+    columns = "decision_id, time, subject, tenant, action, resource, allow, reasons, latency_us, engine, "
+    columns += "bundle_revision, trace_id, arguments, outcome"
+    backend.raw_sql(
+        f"INSERT INTO audit ({columns}) VALUES ('old', '{old.time}', 'alice', 'acme', 'mcp.tools/call', 'fs_read',"
+        " TRUE, '[\"allowed by role reader\"]', 42, 'regorus', 'r1', '" + "t" * 32 + "',"
+        ' \'{"path": "/tmp/x", "n": [1, 2]}\', \'ok\')'
+    )
+    store = backend.reopen()
+    store.append_audit([audit("new")])
+    assert store.query_audit(AuditQuery()) == [audit("new"), old]
+
+
 # CLI command bodies
 
 
@@ -389,6 +412,7 @@ def test_audit_command_prints_a_table_or_json_lines(backend: Backend) -> None:
     assert [line.split()[1] for line in table.splitlines()[1:]] == ["d2"]
     lines = audit_query(backend.store, as_json=True, limit=10).splitlines()
     assert [line.count('"decision_id"') for line in lines] == [1, 1]
+    assert json.loads(lines[0])["input"] == audit("d2").input
     assert audit_query(backend.store, subject="nobody") == "no audit records match"
 
 
@@ -420,5 +444,5 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "r.db")
     with closing(sqlite3.connect(tmp_path / "r.db")) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
     store.close()

@@ -2,7 +2,8 @@
 #
 # Queried at data.meshgate.mcp.decision with the input document of policies/input.py (version 1).
 # The decision is defined for every input: {"allow": bool, "reasons": [string], "obligations": {...}}.
-# Tenants, argument limits, role requirements and audit exemptions are data: policies/data/*.json.
+# Tenants, argument limits, role requirements, audit exemptions and the data behind the other
+# obligations (policies/README.md has the table) are data: policies/data/*.json.
 package meshgate.mcp
 
 decision := {
@@ -19,7 +20,10 @@ single_actions := {"mcp.tools/call", "mcp.prompts/get", "mcp.resources/read", "m
 # Listing is always allowed; the `visible` obligation filters what the subject sees.
 list_actions := {"mcp.tools/list", "mcp.prompts/list", "mcp.resources/list"}
 
-supported_actions := single_actions | list_actions
+# After an allowed tools/call, its result is decided before it is returned (the post-call phase).
+result_action := "mcp.tools/result"
+
+supported_actions := (single_actions | list_actions) | {result_action}
 
 # What each action calls the thing it acts on, for reasons.
 kind_of := {
@@ -30,6 +34,7 @@ kind_of := {
 	"mcp.tools/list": "tool",
 	"mcp.prompts/list": "prompt",
 	"mcp.resources/list": "resource",
+	"mcp.tools/result": "tool result",
 }
 
 verb_of := {
@@ -119,6 +124,17 @@ grant contains sprintf("role admin may see every %s", [kind_of[input.action]]) i
 	is_admin
 }
 
+# The call was allowed before it ran; its result is returned under the result obligations below.
+grant contains sprintf("tenant %s may receive results of its allowed calls", [input.subject.tenant]) if {
+	input.action == result_action
+	known_tenant
+}
+
+grant contains "role admin may receive any tool result" if {
+	input.action == result_action
+	is_admin
+}
+
 # --- why an action is denied ------------------------------------------------------------------
 
 deny contains sprintf("unsupported action %v", [input.action]) if {
@@ -170,7 +186,7 @@ default allow := false
 allow if input.action in list_actions
 
 allow if {
-	input.action in single_actions
+	input.action in single_actions | {result_action}
 	count(grant) > 0
 	count(deny) == 0
 }
@@ -182,9 +198,67 @@ reasons := sort(deny) if {
 	count(grant) > 0
 } else := ["no rule permits this request"]
 
-obligations := {"audit_arguments": audit_arguments, "visible": visible} if {
+obligations := object.union(base_obligations, extra_obligations)
+
+base_obligations := {"audit_arguments": audit_arguments, "visible": visible} if {
 	input.action in list_actions
 } else := {"audit_arguments": audit_arguments}
+
+# --- obligations beyond the audit: only on an allow, and only when they say something ---------
+
+# Arguments the upstream must never see (e.g. personal data a tool does not need).
+extra_obligations["redact_arguments"] := paths if {
+	allow
+	input.action in {"mcp.tools/call", "mcp.prompts/get"}
+	paths := sort(data.meshgate.redacted_arguments[input.resource.id])
+	count(paths) > 0
+}
+
+# Numeric arguments lowered to a role's cap (the argument limits above still deny outright).
+extra_obligations["cap_arguments"] := argument_caps if {
+	allow
+	input.action == "mcp.tools/call"
+	count(argument_caps) > 0
+}
+
+extra_obligations["require_pinned"] := true if {
+	allow
+	input.action == "mcp.tools/call"
+	tenant.require_pinned == true
+}
+
+extra_obligations["rate_class"] := tenant.rate_class if {
+	allow
+	input.action == "mcp.tools/call"
+	is_string(tenant.rate_class)
+}
+
+extra_obligations["redact_result"] := result_redactions if {
+	allow
+	input.action == result_action
+	count(result_redactions) > 0
+}
+
+extra_obligations["max_result_bytes"] := tenant.max_result_bytes if {
+	allow
+	input.action == result_action
+	is_number(tenant.max_result_bytes)
+}
+
+# With several capped roles, the lowest cap holds.
+argument_caps[name] := min(caps) if {
+	some role in input.subject.roles
+	some name, _ in data.meshgate.role_argument_caps[role][input.resource.id]
+	caps := [cap |
+		some r in input.subject.roles
+		cap := data.meshgate.role_argument_caps[r][input.resource.id][name]
+	]
+}
+
+result_redactions := sort({path |
+	some role in input.subject.roles
+	some path in data.meshgate.role_result_redactions[role][input.resource.id]
+})
 
 # Arguments of exempt tools (secrets, personal data) never reach the audit log.
 default audit_arguments := true

@@ -269,3 +269,104 @@ test_completing_a_template_of_another_server_is_denied if {
 	d := mcp.decision with input as complete("globex", "resource", "notes+notes://note/{note_id}", "notes")
 	not d.allow
 }
+
+# --- mcp.tools/result (the post-call phase) and the obligations beyond the audit ----------------
+
+tool_result(tenant, roles, tool, size) := object.union(call(tenant, roles, tool, {}), {
+	"action": "mcp.tools/result",
+	"result": {"content": [], "isError": false, "size_bytes": size},
+})
+
+test_a_known_tenant_receives_the_result_of_its_call if {
+	d := mcp.decision with input as tool_result("acme", [], "notes_read_note", 10)
+	d.allow
+	d.reasons == ["tenant acme may receive results of its allowed calls"]
+	d.obligations == {"audit_arguments": true}
+}
+
+test_an_unknown_tenant_receives_no_result if {
+	d := mcp.decision with input as tool_result("initech", [], "notes_read_note", 10)
+	not d.allow
+	d.reasons == ["unknown tenant initech"]
+}
+
+test_an_admin_of_an_unknown_tenant_receives_results if {
+	d := mcp.decision with input as tool_result("initech", ["admin"], "notes_read_note", 10)
+	d.allow
+	d.reasons == ["role admin may receive any tool result"]
+}
+
+test_note_bodies_are_redacted_from_results_for_auditors if {
+	read := mcp.decision with input as tool_result("acme", ["auditor"], "notes_read_note", 10)
+	read.obligations.redact_result == ["body"]
+	search := mcp.decision with input as tool_result("acme", ["auditor"], "notes_search_notes", 10)
+	search.obligations.redact_result == ["result.*.body"]
+}
+
+test_note_bodies_are_not_redacted_for_other_roles if {
+	d := mcp.decision with input as tool_result("acme", ["editor"], "notes_read_note", 10)
+	not d.obligations.redact_result
+}
+
+test_auditor_searches_are_capped_at_20 if {
+	d := mcp.decision with input as call("acme", ["auditor"], "notes_search_notes", {"query": "x", "limit": 30})
+	d.allow
+	d.obligations.cap_arguments == {"limit": 20}
+}
+
+test_the_lowest_cap_of_several_roles_holds if {
+	caps := {"auditor": {"notes_search_notes": {"limit": 20}}, "intern": {"notes_search_notes": {"limit": 5}}}
+	d := mcp.decision with input as call("acme", ["auditor", "intern"], "notes_search_notes", {"limit": 30})
+		with data.meshgate.role_argument_caps as caps
+	d.obligations.cap_arguments == {"limit": 5}
+}
+
+test_searches_of_other_roles_are_not_capped if {
+	d := mcp.decision with input as call("acme", ["editor"], "notes_search_notes", {"query": "x", "limit": 30})
+	not d.obligations.cap_arguments
+}
+
+test_the_argument_limit_still_denies_a_capped_role if {
+	d := mcp.decision with input as call("acme", ["auditor"], "notes_search_notes", {"limit": 80})
+	not d.allow
+	not d.obligations.cap_arguments
+}
+
+test_anonymous_calls_require_pinned_tools_and_carry_a_rate_class if {
+	d := mcp.decision with input as call("public", [], "toolbox_calculate", {"expression": "1+1"})
+	d.allow
+	d.obligations == {"audit_arguments": true, "require_pinned": true, "rate_class": "anonymous"}
+}
+
+test_other_tenants_calls_neither_require_pins_nor_carry_a_rate_class if {
+	d := mcp.decision with input as call("globex", [], "toolbox_calculate", {"expression": "1+1"})
+	d.allow
+	d.obligations == {"audit_arguments": true}
+}
+
+test_a_denied_call_carries_no_enforcement_obligations if {
+	d := mcp.decision with input as call("public", [], "toolbox_hash_text", {})
+	not d.allow
+	d.obligations == {"audit_arguments": true}
+}
+
+test_anonymous_results_are_limited_in_size if {
+	d := mcp.decision with input as tool_result("public", [], "toolbox_calculate", 10)
+	d.obligations.max_result_bytes == 65536
+}
+
+test_other_tenants_results_are_not_limited_in_size if {
+	d := mcp.decision with input as tool_result("acme", [], "toolbox_calculate", 10)
+	not d.obligations.max_result_bytes
+}
+
+test_listed_arguments_are_redacted_before_forwarding if {
+	d := mcp.decision with input as call("acme", [], "notes_add_note", {"title": "t", "body": "b"})
+		with data.meshgate.redacted_arguments as {"notes_add_note": ["body", "author.email"]}
+	d.obligations.redact_arguments == ["author.email", "body"]
+}
+
+test_no_arguments_are_redacted_by_the_shipped_data if {
+	d := mcp.decision with input as call("acme", [], "notes_add_note", {"title": "t", "body": "b"})
+	not d.obligations.redact_arguments
+}

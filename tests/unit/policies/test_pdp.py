@@ -124,6 +124,15 @@ MALFORMED: list[Any] = [
     {"allow": True, "obligations": {"visible": "notes_search_notes"}},
     {"allow": True, "obligations": {"visible": [1]}},
     {"allow": True, "obligations": {"audit_arguments": "yes"}},
+    {"allow": True, "obligations": {"frobnicate": True}},
+    {"allow": True, "obligations": {"redact_arguments": "body"}},
+    {"allow": True, "obligations": {"redact_arguments": ["user..email"]}},
+    {"allow": True, "obligations": {"cap_arguments": {"limit": "20"}}},
+    {"allow": True, "obligations": {"cap_arguments": {"limit": True}}},
+    {"allow": True, "obligations": {"require_pinned": "yes"}},
+    {"allow": True, "obligations": {"rate_class": 3}},
+    {"allow": True, "obligations": {"redact_result": ["body"]}},
+    {"allow": True, "obligations": {"max_result_bytes": 1000}},
 ]
 
 
@@ -187,3 +196,69 @@ def test_engine_failure_marks_the_span_as_an_error() -> None:
     [span] = exporter.get_finished_spans()
     assert span.attributes is not None and span.attributes["policy.allow"] is False
     assert not span.status.is_ok
+
+
+DENY: dict[str, Any] = {"allow": False, "reasons": ["tool notes_search_notes is not allowed for tenant acme"]}
+
+
+def test_a_shadow_that_disagrees_is_counted_and_never_enforced(caplog: pytest.LogCaptureFixture) -> None:
+    shadow = FakeEngine(DENY)
+    pdp = PolicyDecisionPoint(FakeEngine(ALLOW), shadow=shadow)
+
+    decision = pdp.decide(call_input())
+
+    assert decision.allow is True and decision.reasons == ("tenant acme may call notes_*",)
+    assert len(shadow.calls) == 1
+    assert pdp.shadow_stats() == {"decisions": 1, "differences": 1, "errors": 0}
+    [record] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert decision.decision_id in record.getMessage() and "notes_search_notes" in record.getMessage()
+
+
+def test_a_shadow_that_agrees_is_counted_without_a_difference() -> None:
+    pdp = PolicyDecisionPoint(FakeEngine(ALLOW), shadow=FakeEngine(dict(ALLOW)))
+
+    pdp.decide(call_input())
+    pdp.decide(call_input())
+
+    assert pdp.shadow_stats() == {"decisions": 2, "differences": 0, "errors": 0}
+
+
+@pytest.mark.parametrize("answer", [PolicyUnavailable("boom"), RuntimeError("boom"), None, {"allow": "yes"}])
+def test_a_failing_shadow_is_counted_and_leaves_the_live_decision_alone(answer: Any) -> None:
+    pdp = PolicyDecisionPoint(FakeEngine(ALLOW), shadow=FakeEngine(answer))
+
+    decision = pdp.decide(call_input())
+
+    assert decision.allow is True and decision.error == ""
+    assert pdp.shadow_stats() == {"decisions": 1, "differences": 0, "errors": 1}
+
+
+def test_without_a_shadow_nothing_is_counted() -> None:
+    pdp = PolicyDecisionPoint(FakeEngine(ALLOW))
+
+    pdp.decide(call_input())
+
+    assert pdp.shadow is None
+    assert pdp.shadow_stats() == {"decisions": 0, "differences": 0, "errors": 0}
+
+
+def test_an_unknown_or_out_of_phase_obligation_is_named_in_the_error() -> None:
+    unknown = {"allow": True, "obligations": {"frobnicate": True, "audit_arguments": True}}
+    early = {"allow": True, "obligations": {"max_result_bytes": 10}}
+
+    unknown_error = PolicyDecisionPoint(FakeEngine(unknown)).decide(call_input()).error
+    early_error = PolicyDecisionPoint(FakeEngine(early)).decide(call_input()).error
+
+    assert unknown_error.endswith("is malformed: unknown obligation frobnicate")
+    assert early_error.endswith("max_result_bytes applies to mcp.tools/result, not mcp.tools/call")
+
+
+def test_result_obligations_are_accepted_on_a_result_decision() -> None:
+    answer = {"allow": True, "obligations": {"redact_result": ["body"], "max_result_bytes": 10}}
+    doc = call_input()
+    doc["action"] = "mcp.tools/result"
+    doc["result"] = {"content": [], "isError": False, "size_bytes": 2}
+
+    decision = PolicyDecisionPoint(FakeEngine(answer)).decide(doc)
+
+    assert (decision.allow, decision.error) == (True, "")

@@ -1,0 +1,210 @@
+"""Obligations: what a decision tells the mesh to do besides allowing, parsed and applied in one place.
+
+`Obligations.parse` checks the decision document's `obligations` object (the decision point calls it,
+so an unknown or wrongly typed key makes the decision malformed: a fail-closed deny, never ignored).
+The `redact_*`, `cap_*` and `withheld_*` functions are pure: JSON in, new JSON out, inputs untouched.
+Adapters call them; which phase applies which obligation is `PHASES` below.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+REDACTED = "[REDACTED]"
+WILDCARD = "*"
+
+_ANY = None
+"""In `PHASES`: the obligation may come with a decision on any action."""
+
+PHASES: dict[str, frozenset[str] | None] = {
+    "visible": _ANY,
+    "audit_arguments": _ANY,
+    "rate_class": _ANY,
+    "redact_arguments": frozenset({"mcp.tools/call", "mcp.prompts/get"}),
+    "cap_arguments": frozenset({"mcp.tools/call"}),
+    "require_pinned": frozenset({"mcp.tools/call"}),
+    "redact_result": frozenset({"mcp.tools/result"}),
+    "max_result_bytes": frozenset({"mcp.tools/result"}),
+}
+"""Every obligation the mesh knows, and the actions whose decisions may carry it."""
+
+
+class ObligationError(ValueError):
+    """The obligations object is not one the mesh can enforce; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Obligations:
+    """The typed obligations of one decision (policies/README.md has the table)."""
+
+    visible: tuple[str, ...] | None = None
+    """List actions: the ids the subject may see; None when the policy did not say."""
+    audit_arguments: bool = True
+    rate_class: str = ""
+    """Recorded with the decision and on its span; rates are not enforced yet (TODO(#3))."""
+    redact_arguments: tuple[str, ...] = ()
+    cap_arguments: Mapping[str, int | float] = field(default_factory=dict[str, int | float])
+    require_pinned: bool = False
+    redact_result: tuple[str, ...] = ()
+    max_result_bytes: int | None = None
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], action: str | None = None) -> Obligations:
+        """Check and type `raw`; with `action`, also that each key may come with a decision on it.
+
+        Raises:
+            ObligationError: an unknown key, a wrongly typed value, or a key out of its phase.
+        """
+        unknown = sorted(set(raw) - set(PHASES))
+        if unknown:
+            raise ObligationError(f"unknown obligation {', '.join(unknown)}")
+        if action is not None:
+            for key in sorted(raw):
+                phases = PHASES[key]
+                if phases is not None and action not in phases:
+                    raise ObligationError(f"obligation {key} applies to {', '.join(sorted(phases))}, not {action}")
+        visible = raw.get("visible")
+        if visible is not None and not _is_str_list(visible):
+            raise ObligationError("obligations.visible must be a list of strings")
+        audit_arguments = raw.get("audit_arguments", True)
+        if not isinstance(audit_arguments, bool):
+            raise ObligationError("obligations.audit_arguments must be a boolean")
+        rate_class = raw.get("rate_class", "")
+        if not isinstance(rate_class, str):
+            raise ObligationError("obligations.rate_class must be a string")
+        require_pinned = raw.get("require_pinned", False)
+        if not isinstance(require_pinned, bool):
+            raise ObligationError("obligations.require_pinned must be a boolean")
+        max_result_bytes = raw.get("max_result_bytes")
+        if max_result_bytes is not None and (not _is_int(max_result_bytes) or max_result_bytes < 0):
+            raise ObligationError("obligations.max_result_bytes must be a non-negative integer")
+        caps = raw.get("cap_arguments", {})
+        if not isinstance(caps, dict) or not all(
+            isinstance(k, str) and _is_number(v) for k, v in cast(dict[Any, Any], caps).items()
+        ):
+            raise ObligationError("obligations.cap_arguments must be an object of numbers")
+        return cls(
+            visible=tuple(cast(list[str], visible)) if visible is not None else None,
+            audit_arguments=audit_arguments,
+            rate_class=rate_class,
+            redact_arguments=_paths(raw, "redact_arguments"),
+            cap_arguments=dict(cast(dict[str, int | float], caps)),
+            require_pinned=require_pinned,
+            redact_result=_paths(raw, "redact_result"),
+            max_result_bytes=cast(int | None, max_result_bytes),
+        )
+
+
+def redact(document: Any, paths: Iterable[str]) -> Any:
+    """A copy of `document` with the value at each dotted path replaced by `REDACTED`.
+
+    A segment names an object key, a list index (digits), or `*` (every element or value). A path
+    that leads nowhere changes nothing: obligations may name fields a given call does not carry.
+    """
+    result = _copy(document)
+    for path in paths:
+        result = _redact_at(result, path.split("."))
+    return result
+
+
+def cap_arguments(arguments: Mapping[str, Any], caps: Mapping[str, int | float]) -> dict[str, Any]:
+    """A copy of `arguments` with each numeric argument above its cap lowered to the cap.
+
+    A capped integer stays an integer when the cap is integral, so an integer schema still holds.
+    Non-numbers are left alone (the policy's limit rules deny those).
+    """
+    capped = dict(arguments)
+    for name, limit in caps.items():
+        value = capped.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > limit:
+            capped[name] = int(limit) if isinstance(value, int) and float(limit).is_integer() else limit
+    return capped
+
+
+def redact_tool_result(result: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """A copy of a wire `CallToolResult` with `paths` redacted in `structuredContent` and in text
+    blocks whose text is a JSON object or array (re-serialized compactly); other text is unchanged."""
+    paths = tuple(paths)
+    redacted = dict(result)
+    if "structuredContent" in redacted:
+        redacted["structuredContent"] = redact(redacted["structuredContent"], paths)
+    content = redacted.get("content")
+    if isinstance(content, list):
+        redacted["content"] = [_redact_block(block, paths) for block in cast(list[Any], content)]
+    return redacted
+
+
+def result_size(result: Mapping[str, Any]) -> int:
+    """Bytes of a wire `CallToolResult`'s `content`, `structuredContent` and `isError` as compact UTF-8 JSON."""
+    body = {k: result[k] for k in ("content", "structuredContent", "isError") if k in result}
+    return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def withheld_result(size: int, limit: int) -> dict[str, Any]:
+    """The wire `CallToolResult` served instead of one over `max_result_bytes`: a tool error saying why."""
+    text = f"result withheld by policy: {size} bytes exceeds max_result_bytes {limit}"
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def _redact_block(block: Any, paths: tuple[str, ...]) -> Any:
+    if not isinstance(block, dict):
+        return block
+    block = cast(dict[str, Any], block)
+    text = block.get("text")
+    if block.get("type") != "text" or not isinstance(text, str):
+        return block
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return block
+    if not isinstance(parsed, dict | list):
+        return block
+    return {**block, "text": json.dumps(redact(parsed, paths), separators=(",", ":"), ensure_ascii=False)}
+
+
+def _redact_at(node: Any, segments: list[str]) -> Any:
+    head, rest = segments[0], segments[1:]
+    if isinstance(node, dict):
+        node = cast(dict[str, Any], node)
+        keys = list(node) if head == WILDCARD else [head] if head in node else []
+        for key in keys:
+            node[key] = _redact_at(node[key], rest) if rest else REDACTED
+    elif isinstance(node, list):
+        node = cast(list[Any], node)
+        if head == WILDCARD:
+            indexes: Iterable[int] = range(len(node))
+        else:
+            indexes = [int(head)] if head.isdigit() and int(head) < len(node) else []
+        for index in indexes:
+            node[index] = _redact_at(node[index], rest) if rest else REDACTED
+    return node
+
+
+def _copy(document: Any) -> Any:
+    if isinstance(document, dict):
+        return {k: _copy(v) for k, v in cast(dict[str, Any], document).items()}
+    if isinstance(document, list):
+        return [_copy(v) for v in cast(list[Any], document)]
+    return document
+
+
+def _paths(raw: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not _is_str_list(value) or not all(p and "" not in p.split(".") for p in cast(list[str], value)):
+        raise ObligationError(f"obligations.{key} must be a list of dotted paths")
+    return tuple(cast(list[str], value))
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in cast(list[Any], value))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
