@@ -131,7 +131,12 @@ def build_input(
 
 def audited_input(input_doc: PolicyInput, arguments: dict[str, Any] | None) -> dict[str, Any]:
     """The input document as the audit log keeps it: `arguments` are what the record keeps (None when
-    the `audit_arguments` obligation withholds them); the rest is exactly what was decided on."""
+    the `audit_arguments` obligation withholds them); a tool result keeps only its size and error flag
+    (its content may be what a `redact_result` obligation hides, and may be large); the rest is exactly
+    what was decided on."""
     doc: dict[str, Any] = dict(input_doc)
     doc["arguments"] = arguments
+    if "result" in input_doc:
+        result = input_doc["result"]
+        doc["result"] = {"content": [], "isError": result["isError"], "size_bytes": result["size_bytes"]}
     return doc

@@ -133,6 +133,10 @@ async def test_a_result_field_is_redacted_after_a_result_decision(gw: RunningGat
         True,
         "redacted",
     )
+    # The audit log keeps the result's size, never its content: the redacted body stays out of it.
+    assert record.input is not None and record.input["result"]["content"] == []
+    assert record.input["result"]["size_bytes"] > 0
+    assert "merge on friday" not in json.dumps(record.input)
 
 
 async def test_an_oversized_result_is_withheld_as_a_tool_error(gw: RunningGateway) -> None:
