@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 from mcp.server import Server
+from mcp.server.subscriptions import ListenHandler
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -165,6 +166,9 @@ def build_gateway(config: Config, store: RegistryStore) -> Gateway:
         on_read_resource=handlers.read_resource,
         on_list_prompts=handlers.list_prompts,
         on_get_prompt=handlers.get_prompt,
+        # 2026-07-28 clients learn of catalog changes on a `subscriptions/listen` stream; the events say only
+        # "this list changed", and the refetch that follows is decided and filtered like any list.
+        on_subscriptions_listen=ListenHandler(federation.bus),
     )
     server.middleware.append(PolicyMiddleware(federation, pdp, audit, allow_anonymous=identity.allow_anonymous))
     return Gateway(config, store, federation, pdp, audit, authenticator, server, _watchers(config, pdp))

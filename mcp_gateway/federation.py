@@ -14,6 +14,14 @@ import anyio
 import anyio.abc
 import httpx2
 import mcp_types as types
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    SubscriptionBus,
+    ToolsListChanged,
+)
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
@@ -47,8 +55,11 @@ class Federation:
         separator: str = "_",
         connect_timeout_s: float = 10.0,
         refresh_interval_s: float = 60.0,
+        bus: SubscriptionBus | None = None,
     ) -> None:
         self.catalog = Catalog()
+        self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
+        """Where catalog changes are published for clients' `subscriptions/listen` streams."""
         self._store = store
         self._separator = separator
         self._listings: dict[str, ServerListing] = {}
@@ -113,7 +124,9 @@ class Federation:
     async def _apply_listing(self, server: UpstreamServer, raw: RawListing) -> None:
         listing = self.rename(server, raw)
         self._listings[server.name] = listing
-        self.catalog = Catalog.build(self._listings.values())
+        previous, self.catalog = self.catalog, Catalog.build(self._listings.values())
+        for event in changed_lists(previous, self.catalog):
+            await self.bus.publish(event)
         if self.catalog.collisions:
             logger.warning("catalog name collisions (first server wins): %s", ", ".join(self.catalog.collisions))
         records = [tool_record(server.name, t) for t in raw.tools]
@@ -176,6 +189,22 @@ class Federation:
         connection = self.connections.get(server)
         namespaced = connection is None or connection.server.prefix != ""
         return namespaced_uri(server, uri) if namespaced else uri
+
+
+def changed_lists(old: Catalog, new: Catalog) -> list[ServerEvent]:
+    """The list-changed events between two snapshots: a list changed when any served definition did."""
+
+    def wires(entries: tuple[CatalogEntry, ...]) -> list[object]:
+        return [e.wire for e in entries]
+
+    events: list[ServerEvent] = []
+    if wires(old.tools) != wires(new.tools):
+        events.append(ToolsListChanged())
+    if wires(old.prompts) != wires(new.prompts):
+        events.append(PromptsListChanged())
+    if wires(old.resources) != wires(new.resources) or wires(old.templates) != wires(new.templates):
+        events.append(ResourcesListChanged())
+    return events
 
 
 def _template_matcher(uri_template: str) -> Callable[[str], bool] | None:

@@ -238,6 +238,19 @@ async def test_a_tool_added_upstream_at_run_time_appears_in_the_catalog(tmp_path
     assert "shout" in recorded
 
 
+async def test_a_listening_client_is_told_when_the_tool_list_changes(tmp_path: Path) -> None:
+    async with running_gateway(config_for(tmp_path, [echo_upstream()]), tmp_path / "r.db") as gw:
+        token = gw.api_key("acme", "root", ["admin"])
+        async with gw.client(token) as listener, gw.client(token) as caller:
+            async with listener.listen(tools_list_changed=True, prompts_list_changed=True) as subscription:
+                await caller.call_tool("echo_add_alias", {"name": "holler"})
+                with anyio.fail_after(20):
+                    event = await anext(aiter(subscription))
+            tools = [t.name for t in (await listener.list_tools()).tools]
+    assert type(event).__name__ == "ToolsListChanged"
+    assert "echo_holler" in tools
+
+
 async def test_a_registered_upstream_down_at_start_keeps_its_recorded_tools_listed(tmp_path: Path) -> None:
     from registry.hashing import tool_definition_hash
     from registry.models import ToolRecord, UpstreamServer
