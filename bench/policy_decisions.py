@@ -107,7 +107,7 @@ def main() -> None:
     print(f"{'input':<12} {'path':<34} {'decisions/s':>12} {'p50 µs':>8} {'p99 µs':>8}")
     for label, doc in (("tools/call", CALL), ("tools/list20", LIST)):
         assert pdp.decide(doc).error == ""
-        rows = [
+        rows: list[tuple[str, Callable[[], object]]] = [
             ("PolicyDecisionPoint.decide (served)", lambda doc=doc: pdp.decide(doc)),
             ("PolicyDecisionPoint.decide on OPA", lambda doc=doc: opa.decide(doc)),
             ("RegorusEngine.evaluate", lambda doc=doc: engine.evaluate(DEFAULT_QUERY, dict(doc))),

@@ -24,6 +24,10 @@ JSONRPC_CODE: dict[type[errors.MeshError], int] = {
     errors.NotFound: INTERNAL_ERROR,
     errors.AlreadyExists: INTERNAL_ERROR,
     errors.PolicyBundleInvalid: INTERNAL_ERROR,
+    # A2A registration errors: the gateway never raises them; the broker maps them in its own table.
+    errors.CardInvalid: INTERNAL_ERROR,
+    errors.CardSignatureInvalid: INTERNAL_ERROR,
+    errors.AgentNotFound: INTERNAL_ERROR,  # the broker's; the gateway never raises it
     errors.ToolNotFound: INVALID_PARAMS,
     errors.PromptNotFound: INVALID_PARAMS,
     errors.InvalidArguments: INVALID_PARAMS,

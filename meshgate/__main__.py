@@ -15,7 +15,7 @@ DEFAULT_CONFIG = "meshgate.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from meshgate.commands import audit, keys, policy, servers, up
+    from meshgate.commands import agents, audit, keys, policy, servers, up
 
     parser = argparse.ArgumentParser(
         prog="meshgate",
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up.add_parser(sub)
     servers.add_parser(sub)
+    agents.add_parser(sub)
     audit.add_parser(sub)
     keys.add_parser(sub)
     keys.add_tenants_parser(sub)

@@ -105,8 +105,26 @@ class UpstreamConfig(_Model):
         return self
 
 
+class BrokerConfig(_Model):
+    """The A2A broker (`a2a_broker/`); `meshgate up` starts it beside the gateway when enabled."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8901, ge=0, le=65535)
+    path: str = "/a2a"
+    """Prefix of the bindings: JSON-RPC at `{path}/jsonrpc`, HTTP+JSON at `{path}/rest`."""
+    public_url: str = ""
+    """Base URL the broker's card advertises; "" means http://host:port as bound."""
+    query: str = "data.meshgate.a2a.decision"
+    relay_timeout_s: float = Field(default=30.0, gt=0)
+    """Deadline for a target's answer to a blocking call, and for each event of a relayed stream."""
+    credentials: dict[str, dict[str, str]] = Field(default_factory=dict[str, dict[str, str]])
+    """agent id -> the HTTP headers the broker sends to that target (its own credentials, never the caller's)."""
+
+
 class Config(_Model):
     gateway: GatewayConfig = GatewayConfig()
+    broker: BrokerConfig = BrokerConfig()
     registry: RegistryConfig = RegistryConfig()
     policy: PolicyConfig = PolicyConfig()
     identity: IdentityConfig = IdentityConfig()

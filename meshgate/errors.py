@@ -72,6 +72,11 @@ class PromptNotFound(MeshError):
     message = "unknown prompt"
 
 
+class AgentNotFound(MeshError):
+    code = "agent_not_found"
+    message = "no agent with that id is registered with the broker"
+
+
 class ToolNotPinned(MeshError):
     """The policy requires the tool's pinned definition and the upstream now serves another one."""
 
@@ -104,6 +109,20 @@ class UpstreamError(MeshError):
 
     code = "upstream_error"
     message = "the upstream server returned an error"
+
+
+class CardInvalid(MeshError):
+    """An agent card that cannot be fetched or is not a valid A2A agent card."""
+
+    code = "card_invalid"
+    message = "the agent card is missing or invalid"
+
+
+class CardSignatureInvalid(MeshError):
+    """A card's JWS signatures do not verify against the organisation's trusted keys (or are required and absent)."""
+
+    code = "card_signature_invalid"
+    message = "the agent card's signature does not verify"
 
 
 class RegistryError(MeshError):

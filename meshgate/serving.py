@@ -9,8 +9,9 @@ import uvicorn
 
 
 class ListeningServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, announce_path: str | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, announce_path: str | None = None, label: str = "gateway") -> None:
         super().__init__(config)
+        self._label = label
         self._listening: anyio.Event | None = None
         self.port = 0
         self._announce_path = announce_path
@@ -28,5 +29,8 @@ class ListeningServer(uvicorn.Server):
             for sock in server.sockets:
                 host, self.port = sock.getsockname()[:2]
                 if self._announce_path is not None:
-                    print(f"meshgate gateway listening on http://{host}:{self.port}{self._announce_path}", flush=True)
+                    print(
+                        f"meshgate {self._label} listening on http://{host}:{self.port}{self._announce_path}",
+                        flush=True,
+                    )
         self.listening.set()

@@ -53,6 +53,8 @@ class ResourceDoc(TypedDict):
     name: NotRequired[str]
     agent: NotRequired[str]
     skill: NotRequired[str]
+    organization: NotRequired[str]
+    """A2A: the organisation that owns the target agent (the source organisation is `subject.tenant`)."""
     items: NotRequired[list[str]]
     servers: NotRequired[dict[str, str]]
 

@@ -1,4 +1,4 @@
-"""The registry: upstream servers, their tools' definition hashes, tenants, API keys and the audit log.
+"""The registry: upstream servers, their tools' definition hashes, A2A agents, tenants, API keys and the audit log.
 
 `open_store(url)` picks the store; `AuditLog` batches audit appends off the event loop.
 """
@@ -11,12 +11,13 @@ from meshgate.errors import ConfigError
 from registry.audit import AuditLog
 from registry.clock import canonical_time, format_time, parse_since, utc_now
 from registry.hashing import tool_definition_hash
-from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, Transport, UpstreamServer
+from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, Transport, UpstreamServer
 from registry.postgres_store import PostgresStore
 from registry.sqlite_store import SqliteStore
 from registry.store import RegistryStore
 
 __all__ = [
+    "AgentRecord",
     "ApiKey",
     "AuditLog",
     "AuditQuery",

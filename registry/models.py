@@ -63,6 +63,23 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """An A2A agent registered with the broker; its card is kept exactly as it was fetched or given."""
+
+    agent_id: str
+    """^[a-z][a-z0-9-]{0,30}$, chosen at registration."""
+    organization: str
+    """The org it belongs to: the card's provider.organization unless given at registration."""
+    card_json: str
+    """The card exactly as fetched/given, served byte-for-byte and never rewritten (a signed card stays valid)."""
+    card_url: str
+    """Where it was fetched from; "" when given as a document."""
+    signed: bool
+    """True when the card carried signatures and they verified against the organisation's trusted keys."""
+    registered_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
     """One decision of the policy decision point, as appended to the audit log."""
 

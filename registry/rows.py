@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, LiteralString, cast
 
 from registry.clock import canonical_time
-from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, Transport, UpstreamServer
+from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, Transport, UpstreamServer
 
 SERVER_COLUMNS: tuple[LiteralString, ...] = (
     "name",
@@ -62,6 +62,14 @@ AUDIT_COLUMNS: tuple[LiteralString, ...] = (
     "arguments",
     "outcome",
     "input",
+)
+AGENT_COLUMNS: tuple[LiteralString, ...] = (
+    "agent_id",
+    "organization",
+    "card_json",
+    "card_url",
+    "signed",
+    "registered_at",
 )
 
 Row = Sequence[Any]
@@ -160,6 +168,22 @@ def api_key_from_row(row: Row) -> ApiKey:
         secret_hash=secret_hash,
         created_at=created_at,
         revoked=bool(revoked),
+    )
+
+
+def agent_row(a: AgentRecord) -> tuple[object, ...]:
+    return (a.agent_id, a.organization, a.card_json, a.card_url, a.signed, a.registered_at)
+
+
+def agent_from_row(row: Row) -> AgentRecord:
+    agent_id, organization, card_json, card_url, signed, registered_at = row
+    return AgentRecord(
+        agent_id=agent_id,
+        organization=organization,
+        card_json=card_json,
+        card_url=card_url,
+        signed=bool(signed),
+        registered_at=registered_at,
     )
 
 

@@ -16,7 +16,7 @@ from typing import LiteralString
 from meshgate.errors import AlreadyExists, NotFound, RegistryError
 from registry import rows
 from registry.clock import utc_now
-from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
 
 # One script per schema version; `user_version` is the number applied so far. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
@@ -88,6 +88,18 @@ MIGRATIONS: tuple[str, ...] = (
     # 2: the decision's input document (JSON), for `meshgate policy explain|replay`; NULL on older records.
     """
     ALTER TABLE audit ADD COLUMN input TEXT;
+    """,
+    # 3: A2A agents registered with the broker; the card is TEXT so it comes back byte-for-byte.
+    """
+    CREATE TABLE agents (
+        agent_id TEXT PRIMARY KEY,
+        organization TEXT NOT NULL,
+        card_json TEXT NOT NULL,
+        card_url TEXT NOT NULL,
+        signed INTEGER NOT NULL,
+        registered_at TEXT NOT NULL
+    );
+    CREATE INDEX agents_organization ON agents(organization);
     """,
 )
 
@@ -274,6 +286,39 @@ class SqliteStore:
         with self._write() as conn:
             if conn.execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ?", (key_id,)).rowcount == 0:
                 raise NotFound(f"no API key {key_id!r}", key_id=key_id)
+
+    # A2A agents
+    def add_agent(self, record: AgentRecord, *, replace: bool = False) -> None:
+        """Raises `AlreadyExists` when the id is taken and `replace` is False."""
+        names = rows.AGENT_COLUMNS
+        sql = f"INSERT INTO agents ({_columns(names)}) VALUES ({_marks(names)})"
+        if replace:
+            sql += " ON CONFLICT (agent_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in names[1:])
+        with self._write() as conn:
+            try:
+                conn.execute(sql, rows.agent_row(record))
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExists(f"agent {record.agent_id!r} already exists", name=record.agent_id) from exc
+
+    def get_agent(self, agent_id: str) -> AgentRecord:
+        """Raises `NotFound`."""
+        with self._read() as conn:
+            sql = f"SELECT {_columns(rows.AGENT_COLUMNS)} FROM agents WHERE agent_id = ?"
+            row = conn.execute(sql, (agent_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no agent {agent_id!r}", name=agent_id)
+        return rows.agent_from_row(row)
+
+    def list_agents(self) -> list[AgentRecord]:
+        with self._read() as conn:
+            found = conn.execute(f"SELECT {_columns(rows.AGENT_COLUMNS)} FROM agents ORDER BY agent_id").fetchall()
+        return [rows.agent_from_row(r) for r in found]
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Raises `NotFound`."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,)).rowcount == 0:
+                raise NotFound(f"no agent {agent_id!r}", name=agent_id)
 
     # audit
     def append_audit(self, records: Iterable[AuditRecord]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
 
 
 class RegistryStore(Protocol):
@@ -55,6 +55,23 @@ class RegistryStore(Protocol):
     def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]: ...
 
     def revoke_api_key(self, key_id: str) -> None:
+        """Raises `NotFound`."""
+        ...
+
+    # A2A agents: cards stored verbatim
+    def add_agent(self, record: AgentRecord, *, replace: bool = False) -> None:
+        """Raises `AlreadyExists` when the id is taken and `replace` is False."""
+        ...
+
+    def get_agent(self, agent_id: str) -> AgentRecord:
+        """Raises `NotFound`."""
+        ...
+
+    def list_agents(self) -> list[AgentRecord]:
+        """Ordered by `agent_id`."""
+        ...
+
+    def remove_agent(self, agent_id: str) -> None:
         """Raises `NotFound`."""
         ...
 

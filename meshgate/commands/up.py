@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
+import anyio
 import uvicorn
 
 from meshgate.commands import SubParsers
@@ -48,9 +50,57 @@ def run_up(args: argparse.Namespace, store: RegistryStore, config: Config) -> in
         timeout_graceful_shutdown=3,
         lifespan="on",
     )
+    gateway_server = ListeningServer(uv_config, announce_path=config.gateway.path)
     try:
-        ListeningServer(uv_config, announce_path=config.gateway.path).run()
+        if config.broker.enabled:
+            anyio.run(_serve_with_broker, gateway_server, gateway, config)
+        else:
+            gateway_server.run()
     finally:
         if provider is not None:
             provider.shutdown()
     return 0
+
+
+async def _serve_with_broker(gateway_server: ListeningServer, gateway: Any, config: Config) -> None:
+    """The broker beside the gateway in one event loop, on the gateway's engine, registry and audit log.
+
+    The broker starts once the gateway listens, so the gateway's line is printed first. Each server
+    captures SIGINT/SIGTERM; uvicorn re-raises a captured signal to the handler it replaced, so Ctrl-C
+    stops the broker, then the gateway.
+    """
+    from a2a_broker.app import build_broker
+
+    broker = build_broker(
+        config.broker,
+        gateway.store,
+        gateway.pdp.engine,
+        gateway.authenticator,
+        gateway.audit,
+        allow_anonymous=config.identity.allow_anonymous,
+    )
+    broker_config = uvicorn.Config(
+        broker.asgi(),
+        host=config.broker.host,
+        port=config.broker.port,
+        log_level="warning",
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+    )
+    broker_server = ListeningServer(broker_config, announce_path=config.broker.path, label="broker")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(gateway_server.serve)
+        await gateway_server.listening.wait()
+        tg.start_soon(broker_server.serve)
+        await broker_server.listening.wait()
+        if not config.broker.public_url:  # `port: 0` binds a free port: advertise the one bound
+            broker.base_url = f"http://{config.broker.host}:{broker_server.port}"
+        await _exit_together(gateway_server, broker_server)
+
+
+async def _exit_together(*servers: ListeningServer) -> None:
+    """When one server stops (a signal, a failure), stop the others too."""
+    while not any(s.should_exit for s in servers):
+        await anyio.sleep(0.2)
+    for server in servers:
+        server.should_exit = True

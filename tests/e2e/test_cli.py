@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -176,3 +177,100 @@ def test_up_help_documents_the_command(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "meshgate", "up", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "--port" in result.stdout and "Ctrl-C" in result.stdout
+
+
+# meshgate agents
+
+
+def _ledger_card_and_jwks(tmp_path: Path, *, tamper: bool = False) -> tuple[Path, Path]:
+    from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill
+    from a2a.utils.signing import create_agent_card_signer
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+    from google.protobuf.json_format import MessageToJson
+    from jwt.algorithms import ECAlgorithm
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(ECAlgorithm.to_jwk(private.public_key())) | {"kid": "finance-1", "alg": "ES256"}
+    card = AgentCard(
+        name="ledger",
+        description="finance's ledger",
+        version="1.0.0",
+        provider=AgentProvider(organization="finance", url="https://finance.example"),
+        supported_interfaces=[
+            AgentInterface(protocol_binding="JSONRPC", protocol_version="1.0", url="http://127.0.0.1:1/a2a/jsonrpc")
+        ],
+        capabilities=AgentCapabilities(streaming=True),
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        skills=[AgentSkill(id="currency-quote", name="Quote", description="q", tags=["finance"])],
+    )
+    header: Any = {"alg": "ES256", "kid": "finance-1", "typ": "JOSE"}
+    key = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    text = MessageToJson(create_agent_card_signer(key, header)(card), indent=4)
+    if tamper:
+        text = text.replace("finance's ledger", "finance's ledger (new payee)")
+    card_path, jwks_path = tmp_path / "ledger.card.json", tmp_path / "finance.jwks.json"
+    card_path.write_text(text)
+    jwks_path.write_text(json.dumps({"keys": [jwk]}))
+    return card_path, jwks_path
+
+
+def test_agents_add_by_url_list_and_remove(tmp_path: Path) -> None:
+    config = tmp_path / "meshgate.yaml"
+    config.write_text("registry: {url: 'sqlite:///registry.db'}\n")
+    command = [sys.executable, str(ROOT / "examples" / "agents" / "finance_agent.py"), "--port", "0", "--no-grpc"]
+    agent = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert agent.stdout is not None
+        base_url = agent.stdout.readline().rsplit(" ", 1)[-1].strip()
+        added = meshgate("agents", "add", "ledger", "--url", base_url, config=config)
+        assert added.returncode == 0, added.stderr
+        assert "registered ledger (finance, unsigned): ledger with 2 skills" in added.stdout
+        again = meshgate("agents", "add", "ledger", "--url", base_url, config=config)
+        assert again.returncode == 2 and "already_exists" in again.stderr
+        assert meshgate("agents", "add", "ledger", "--url", base_url, "--replace", config=config).returncode == 0
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+    (listed,) = json.loads(meshgate("agents", "list", "--json", config=config).stdout)
+    assert listed["agent_id"] == "ledger" and listed["organization"] == "finance"
+    assert listed["skills"] == ["currency-quote", "transfer-funds"]
+    assert listed["url"] == base_url + "/.well-known/agent-card.json" and listed["signed"] is False
+    table = meshgate("agents", "list", config=config).stdout.splitlines()
+    assert table[0].split() == ["ID", "ORG", "NAME", "SKILLS", "SIGNED", "URL"]
+    assert table[1].split()[:5] == ["ledger", "finance", "ledger", "currency-quote,transfer-funds", "no"]
+    assert meshgate("agents", "remove", "ledger", config=config).returncode == 0
+    assert meshgate("agents", "list", config=config).stdout.strip() == "no agents registered"
+    gone = meshgate("agents", "remove", "ledger", config=config)
+    assert gone.returncode == 2 and "not_found" in gone.stderr
+
+
+def test_agents_add_stores_a_verified_signed_card_byte_for_byte(tmp_path: Path) -> None:
+    from registry.sqlite_store import SqliteStore
+
+    config = tmp_path / "meshgate.yaml"
+    config.write_text("registry: {url: 'sqlite:///registry.db'}\n")
+    card, jwks = _ledger_card_and_jwks(tmp_path)
+    added = meshgate("agents", "add", "ledger", "--card", str(card), "--jwks", str(jwks), config=config)
+    assert added.returncode == 0, added.stderr
+    assert "(finance, signed, verified)" in added.stdout
+    store = SqliteStore(tmp_path / "registry.db")
+    try:
+        record = store.get_agent("ledger")
+    finally:
+        store.close()
+    assert record.card_json == card.read_text() and record.signed and record.card_url == ""
+
+
+def test_agents_add_rejects_a_tampered_or_unverifiable_signed_card(tmp_path: Path) -> None:
+    config = tmp_path / "meshgate.yaml"
+    config.write_text("registry: {url: 'sqlite:///registry.db'}\n")
+    card, jwks = _ledger_card_and_jwks(tmp_path, tamper=True)
+    failed = meshgate("agents", "add", "ledger", "--card", str(card), "--jwks", str(jwks), config=config)
+    assert failed.returncode == 2 and "card_signature_invalid" in failed.stderr
+    no_keys = meshgate("agents", "add", "ledger", "--card", str(card), config=config)
+    assert no_keys.returncode == 2 and "card_signature_invalid" in no_keys.stderr
+    unreachable = meshgate("agents", "add", "ghost", "--url", "http://127.0.0.1:9", config=config)
+    assert unreachable.returncode == 2 and "card_invalid" in unreachable.stderr
+    assert meshgate("agents", "list", config=config).stdout.strip() == "no agents registered"

@@ -171,7 +171,8 @@ def test_shipped_rego_unit_tests_all_pass() -> None:
 
     assert len(results) >= 20
     assert [r for r in results if not r.passed] == []
-    assert all(r.name.startswith("data.meshgate.mcp_test.test_") for r in results)
+    assert all(r.name.startswith(("data.meshgate.mcp_test.test_", "data.meshgate.a2a_test.test_")) for r in results)
+    assert any(r.name.startswith("data.meshgate.a2a_test.test_") for r in results)
 
 
 def test_rego_test_runner_reports_failures_and_errors(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from meshgate.identity import Authenticator
 from registry import open_store
 from registry.audit import AuditLog
 from registry.hashing import tool_definition_hash
-from registry.models import ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
 from registry.sqlite_store import MIGRATIONS, SqliteStore
 from registry.store import RegistryStore
 
@@ -364,6 +364,7 @@ def test_reopening_an_up_to_date_database_migrates_nothing(backend: Backend) -> 
 def test_a_database_from_before_the_input_column_gets_it_and_keeps_its_records(backend: Backend) -> None:
     backend.store.close()
     # Back to schema 1 as an older meshgate left it, with a record written then.
+    backend.raw_sql("DROP TABLE agents")
     backend.raw_sql("ALTER TABLE audit DROP COLUMN input")
     if isinstance(backend.store, SqliteStore):
         backend.raw_sql("PRAGMA user_version = 1")
@@ -380,6 +381,71 @@ def test_a_database_from_before_the_input_column_gets_it_and_keeps_its_records(b
     store = backend.reopen()
     store.append_audit([audit("new")])
     assert store.query_audit(AuditQuery()) == [audit("new"), old]
+
+
+# A2A agents
+
+
+CARD = '{"name": "Ledger",  "description": "é", "version": "1.0.0", "skills": []}\n'
+
+
+def agent(agent_id: str = "ledger", **changes: Any) -> AgentRecord:
+    base = AgentRecord(
+        agent_id=agent_id,
+        organization="finance",
+        card_json=CARD,
+        card_url="http://127.0.0.1:9/.well-known/agent-card.json",
+        signed=True,
+        registered_at="2025-03-01T12:00:00.000000Z",
+    )
+    return replace(base, **changes)
+
+
+def test_an_agent_round_trips_with_its_card_byte_for_byte(backend: Backend) -> None:
+    backend.store.add_agent(agent())
+    backend.store.add_agent(agent("atlas", card_url="", signed=False, organization="travel"))
+    assert backend.reopen().get_agent("ledger") == agent()
+    assert backend.store.get_agent("ledger").card_json is not CARD
+    assert backend.store.get_agent("ledger").card_json == CARD
+    assert backend.store.list_agents() == [agent("atlas", card_url="", signed=False, organization="travel"), agent()]
+
+
+def test_adding_a_taken_agent_id_is_refused_unless_replacing(backend: Backend) -> None:
+    backend.store.add_agent(agent())
+    with pytest.raises(AlreadyExists) as caught:
+        backend.store.add_agent(agent(organization="other"))
+    assert caught.value.code == "already_exists"
+    backend.store.add_agent(agent(organization="other", signed=False), replace=True)
+    assert backend.store.list_agents() == [agent(organization="other", signed=False)]
+
+
+def test_an_unknown_agent_is_not_found(backend: Backend) -> None:
+    with pytest.raises(NotFound):
+        backend.store.get_agent("nope")
+    with pytest.raises(NotFound):
+        backend.store.remove_agent("nope")
+    backend.store.add_agent(agent())
+    backend.store.remove_agent("ledger")
+    assert backend.store.list_agents() == []
+    with pytest.raises(NotFound):
+        backend.store.get_agent("ledger")
+
+
+def test_a_database_from_before_the_agents_table_gets_it_and_keeps_its_data(backend: Backend) -> None:
+    backend.store.add_tenant(Tenant("acme"))
+    backend.store.append_audit([audit("d1")])
+    backend.store.close()
+    # Back to schema 2 as the meshgate before the A2A broker left it.
+    backend.raw_sql("DROP TABLE agents")
+    if isinstance(backend.store, SqliteStore):
+        backend.raw_sql("PRAGMA user_version = 2")
+    else:
+        backend.raw_sql("DELETE FROM meshgate_schema WHERE version > 2")
+    store = backend.reopen()
+    store.add_agent(agent())
+    assert store.list_agents() == [agent()]
+    assert store.list_tenants() == [Tenant("acme")]
+    assert [r.decision_id for r in store.query_audit(AuditQuery())] == ["d1"]
 
 
 # CLI command bodies

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).parents[2]
 CORE = [
     "mcp_gateway/catalog.py",
+    "a2a_broker/delegation.py",
     "policies/input.py",
     "policies/decision.py",
     "policies/engine.py",

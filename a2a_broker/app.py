@@ -1,0 +1,146 @@
+"""Assemble the A2A broker: its agent card, the SDK's JSON-RPC and HTTP+JSON bindings, one handler.
+
+Addressing: a peer reaches a registered agent through the broker by setting the A2A `tenant` field
+(spec §1.6 multi-tenancy; `SendMessageRequest.tenant`, `GetTaskRequest.tenant`, …) to the agent's
+registry id. It is the spec's own per-request routing field, so every binding carries it without
+extensions: JSON-RPC `params.tenant`, HTTP+JSON as the path prefix `{path}/rest/{agent_id}/message:send`
+(the SDK mounts every REST route under `/{tenant}`), and an SDK client sends it from an interface's
+`tenant` or the request. Task calls need no tenant (the broker remembers each task's agent); given,
+it must match. Which skill is asked for: `metadata["io.meshgate/skill"]` on the message, else the
+target's only skill; the delegation chain rides in `metadata["io.meshgate/delegation"]`
+(`delegation.py`).
+
+Peers on A2A 0.3 (no `A2A-Version` header) are answered -32009 VersionNotSupported: the broker serves
+A2A 1.0 only (the SDK's 0.3 compat layer is not enabled: it would add legacy fields to the card).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
+from a2a.types import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentProvider,
+    AgentSkill,
+    APIKeySecurityScheme,
+    HTTPAuthSecurityScheme,
+    SecurityRequirement,
+    SecurityScheme,
+    StringList,
+)
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+import meshgate
+from a2a_broker import wire_errors
+from a2a_broker.delegation import TaskOwners
+from a2a_broker.handler import AgentDirectory, BrokerRequestHandler
+from a2a_broker.identity import AuthenticatingContextBuilder
+from a2a_broker.policy import PolicyGate
+from a2a_broker.relay import Relay
+from meshgate.config import BrokerConfig
+from meshgate.identity import Authenticator
+from policies import PolicyDecisionPoint, PolicyEngine
+from registry.audit import AuditLog
+
+
+@dataclass
+class Broker:
+    config: BrokerConfig
+    handler: BrokerRequestHandler
+    authenticator: Authenticator
+    relay: Relay
+    http: httpx.AsyncClient
+    base_url: str = ""
+    """Where peers reach the broker (`broker.public_url`, or set once the server is bound)."""
+    owned_audit: AuditLog | None = field(default=None)
+    """Closed at shutdown when the broker created it (not when shared with the gateway)."""
+
+    def card(self) -> AgentCard:
+        base = (self.config.public_url or self.base_url).rstrip("/") + self.config.path
+        return AgentCard(
+            name="meshgate A2A broker",
+            description="Relays A2A messages to registered agents of several organisations, each decided by "
+            "policy. Set the request's `tenant` to the target agent's id.",
+            version=meshgate.__version__,
+            provider=AgentProvider(organization="meshgate", url="https://github.com/meshgate"),
+            supported_interfaces=[
+                AgentInterface(protocol_binding="JSONRPC", protocol_version="1.0", url=f"{base}/jsonrpc"),
+                AgentInterface(protocol_binding="HTTP+JSON", protocol_version="1.0", url=f"{base}/rest"),
+            ],
+            capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+            security_schemes={
+                "bearer": SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(scheme="Bearer")),
+                "apiKey": SecurityScheme(
+                    api_key_security_scheme=APIKeySecurityScheme(location="header", name="X-API-Key")
+                ),
+            },
+            security_requirements=[
+                SecurityRequirement(schemes={"bearer": StringList()}),
+                SecurityRequirement(schemes={"apiKey": StringList()}),
+            ],
+            default_input_modes=["text/plain", "application/json"],
+            default_output_modes=["text/plain", "application/json"],
+            skills=[
+                AgentSkill(
+                    id="delegate",
+                    name="Delegate to a registered agent",
+                    description="Any skill of a registered agent, where policy allows: address it with `tenant`.",
+                    tags=["broker", "delegation"],
+                )
+            ],
+        )
+
+    def asgi(self) -> Starlette:
+        async def current_card(_: AgentCard) -> AgentCard:
+            return self.card()
+
+        builder = AuthenticatingContextBuilder(self.authenticator)
+        path = self.config.path.rstrip("/")
+        routes = [
+            *create_agent_card_routes(self.card(), card_modifier=current_card),
+            *create_jsonrpc_routes(self.handler, rpc_url=f"{path}/jsonrpc", context_builder=builder),
+            # Mounted rather than `path_prefix`: the SDK mounts its `/{tenant}` routes *before* the prefix
+            # (`/{tenant}{prefix}/message:send`) while its client sends `{url}/{tenant}/message:send`.
+            Mount(f"{path}/rest", routes=create_rest_routes(self.handler, context_builder=builder)),
+        ]
+
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncGenerator[None, None]:
+            try:
+                yield
+            finally:
+                await self.relay.aclose()
+                await self.http.aclose()
+                if self.owned_audit is not None:
+                    self.owned_audit.close()
+
+        return Starlette(routes=routes, lifespan=lifespan)
+
+
+def build_broker(
+    config: BrokerConfig,
+    directory: AgentDirectory,
+    engine: PolicyEngine,
+    authenticator: Authenticator,
+    audit: AuditLog,
+    *,
+    allow_anonymous: bool,
+    owns_audit: bool = False,
+) -> Broker:
+    """Wire a broker. `engine` and `audit` are normally the gateway's, so one bundle and one log serve both."""
+    wire_errors.register()
+    pdp = PolicyDecisionPoint(engine, query=config.query)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(config.relay_timeout_s))
+    relay = Relay(http, timeout_s=config.relay_timeout_s, credentials=config.credentials)
+    handler = BrokerRequestHandler(
+        directory, PolicyGate(pdp, audit), relay, TaskOwners(), allow_anonymous=allow_anonymous
+    )
+    base_url = f"http://{config.host}:{config.port}"
+    return Broker(config, handler, authenticator, relay, http, base_url, audit if owns_audit else None)

@@ -1,0 +1,121 @@
+"""Delegation core: the chain a message carries, the policy input's A2A parts, and who owns which task.
+
+Protocol-free (no a2a-sdk, no Starlette): the adapters hand in plain JSON and principals. The chain
+travels in message metadata under `DELEGATION_KEY` (A2A's sanctioned place for extension data); the
+broker appends the current hop before deciding and forwards the extended chain to the target, so a
+target that delegates again sends it back and the next decision sees every hop.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from meshgate.principal import Principal
+from policies.input import DelegationHop, ResourceDoc
+
+DELEGATION_KEY = "io.meshgate/delegation"
+"""Message metadata: the hops so far, `[{subject, agent, scopes}]`, first delegator first."""
+SKILL_KEY = "io.meshgate/skill"
+"""Message metadata: the target skill the sender asks for (decided on; the target should honour it)."""
+SCOPES_KEY = "io.meshgate/scopes"
+"""Message metadata: the scopes the sender grants this hop; absent means the previous hop's (or none)."""
+
+
+class DelegationInvalid(ValueError):
+    """The message's delegation metadata is not a list of `{subject, agent, scopes}` hops."""
+
+
+def chain_of(metadata: Mapping[str, Any]) -> list[DelegationHop]:
+    """The hops a message says it came through.
+
+    Raises:
+        DelegationInvalid: the metadata is malformed.
+    """
+    raw = metadata.get(DELEGATION_KEY, [])
+    if not isinstance(raw, list):
+        raise DelegationInvalid(f"{DELEGATION_KEY} must be a list of hops")
+    hops: list[DelegationHop] = []
+    for i, item in enumerate(cast(list[Any], raw)):
+        if not isinstance(item, dict):
+            raise DelegationInvalid(f"{DELEGATION_KEY}[{i}] must be an object")
+        hop = cast(dict[str, Any], item)
+        scopes = hop.get("scopes", [])
+        if not isinstance(hop.get("subject"), str) or not isinstance(hop.get("agent"), str):
+            raise DelegationInvalid(f"{DELEGATION_KEY}[{i}] needs string subject and agent")
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in cast(list[Any], scopes)):
+            raise DelegationInvalid(f"{DELEGATION_KEY}[{i}].scopes must be a list of strings")
+        hops.append({"subject": hop["subject"], "agent": hop["agent"], "scopes": list(cast(list[str], scopes))})
+    return hops
+
+
+def extended_chain(metadata: Mapping[str, Any], principal: Principal, agent_id: str) -> list[DelegationHop]:
+    """The chain with this call's hop appended: `principal` delegating to `agent_id`.
+
+    Raises:
+        DelegationInvalid: the metadata is malformed.
+    """
+    chain = chain_of(metadata)
+    raw_scopes = metadata.get(SCOPES_KEY)
+    if raw_scopes is None:
+        scopes = list(chain[-1]["scopes"]) if chain else []
+    elif isinstance(raw_scopes, list) and all(isinstance(s, str) for s in cast(list[Any], raw_scopes)):
+        scopes = list(cast(list[str], raw_scopes))
+    else:
+        raise DelegationInvalid(f"{SCOPES_KEY} must be a list of strings")
+    return [*chain, {"subject": principal.subject, "agent": agent_id, "scopes": scopes}]
+
+
+def requested_skill(metadata: Mapping[str, Any], card_skills: list[str]) -> str:
+    """The skill a message asks for: named in its metadata, else the target's only skill, else ""."""
+    named = metadata.get(SKILL_KEY)
+    if isinstance(named, str) and named:
+        return named
+    return card_skills[0] if len(card_skills) == 1 else ""
+
+
+def agent_resource(agent_id: str, organization: str, skill: str) -> ResourceDoc:
+    return {"kind": "agent", "id": agent_id, "agent": agent_id, "organization": organization, "skill": skill}
+
+
+def task_resource(task_id: str, agent_id: str, organization: str, skill: str) -> ResourceDoc:
+    return {"kind": "task", "id": task_id, "agent": agent_id, "organization": organization, "skill": skill}
+
+
+def owner_key(principal: Principal) -> str:
+    """One string per principal: how it was authenticated, its organisation and its subject."""
+    return f"{principal.issuer}|{principal.tenant}|{principal.subject}"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEntry:
+    owner: str
+    agent_id: str
+    skill: str
+
+
+class TaskOwners:
+    """Which principal created each task relayed through this broker, and on which agent.
+
+    In memory and per process (this slice): a restart forgets every task, after which only new tasks
+    can be read or cancelled through the broker. Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._entries: OrderedDict[str, TaskEntry] = OrderedDict()
+        self._max = max_entries
+
+    def remember(self, task_id: str, entry: TaskEntry) -> None:
+        """Record `entry` for a new task; an existing task keeps its first owner."""
+        if not task_id or task_id in self._entries:
+            return
+        self._entries[task_id] = entry
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def owned(self, task_id: str, owner: str) -> TaskEntry | None:
+        """The task's entry when `owner` created it; None when it is unknown or someone else's (alike)."""
+        entry = self._entries.get(task_id)
+        return entry if entry is not None and entry.owner == owner else None

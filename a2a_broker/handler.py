@@ -1,0 +1,320 @@
+"""The broker's one a2a-sdk `RequestHandler`: JSON-RPC and HTTP+JSON both dispatch into it.
+
+Per call: principal (from the call context) → target agent (the A2A `tenant` field names it) →
+task ownership → decision (`PolicyGate`, fail closed) → relay to the target with the broker's own
+credentials → answer relayed back (streams event by event) → audit with the outcome. Meshgate errors
+leave as A2A errors (`wire_errors`). Push notifications, ListTasks and the extended card are not
+offered yet: their methods answer the A2A error the spec names for an unsupported operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from a2a.server.context import ServerCallContext
+from a2a.server.events import Event
+from a2a.server.request_handlers import RequestHandler
+from a2a.types import (
+    AgentCard,
+    CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetExtendedAgentCardRequest,
+    GetTaskPushNotificationConfigRequest,
+    GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTaskPushNotificationConfigsResponse,
+    ListTasksRequest,
+    ListTasksResponse,
+    Message,
+    SendMessageRequest,
+    StreamResponse,
+    SubscribeToTaskRequest,
+    Task,
+    TaskPushNotificationConfig,
+)
+from a2a.utils.errors import (
+    InvalidParamsError,
+    PushNotificationNotSupportedError,
+    TaskNotFoundError,
+    UnsupportedOperationError,
+)
+from google.protobuf.json_format import MessageToDict
+
+from a2a_broker.delegation import (
+    DELEGATION_KEY,
+    DelegationInvalid,
+    TaskEntry,
+    TaskOwners,
+    agent_resource,
+    extended_chain,
+    owner_key,
+    requested_skill,
+    task_resource,
+)
+from a2a_broker.identity import PrincipalUser
+from a2a_broker.policy import CallInfo, Check, PolicyGate
+from a2a_broker.relay import Relay, Target, parse_card
+from a2a_broker.wire_errors import to_a2a_error
+from meshgate.errors import AgentNotFound, MeshError, NotFound, Unauthenticated
+from meshgate.principal import ANONYMOUS, Principal
+from registry.models import AgentRecord
+
+
+class AgentDirectory(Protocol):
+    """Where registered agents are looked up (the registry store satisfies it)."""
+
+    def get_agent(self, agent_id: str) -> AgentRecord: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    principal: Principal
+    record: AgentRecord
+    card: AgentCard
+
+    @property
+    def target(self) -> Target:
+        return Target(self.record.agent_id, self.record.card_json)
+
+
+class BrokerRequestHandler(RequestHandler):
+    def __init__(
+        self, directory: AgentDirectory, gate: PolicyGate, relay: Relay, owners: TaskOwners, *, allow_anonymous: bool
+    ) -> None:
+        self._directory = directory
+        self._gate = gate
+        self._relay = relay
+        self._owners = owners
+        self._allow_anonymous = allow_anonymous
+
+    # Messages
+    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Task | Message:
+        with _on_the_wire():
+            resolved, check, forwarded = self._message_call("a2a.message/send", params, context)
+            outcome = "error"
+            try:
+                response = await self._relay.send(resolved.target, forwarded)
+                self._remember(response, resolved, check)
+                outcome = "ok"
+            except MeshError as exc:
+                outcome = exc.code
+                raise
+            finally:
+                check.record(outcome)
+            return response.task if response.HasField("task") else response.message
+
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
+        with _on_the_wire():
+            resolved, check, forwarded = self._message_call("a2a.message/stream", params, context)
+        async for event in self._relayed(self._relay.stream(resolved.target, forwarded), resolved, check):
+            yield event
+
+    # Tasks
+    async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task | None:
+        with _on_the_wire():
+            resolved, check = self._task_call("a2a.tasks/get", params.id, params.tenant, context)
+            forwarded = GetTaskRequest()
+            forwarded.CopyFrom(params)
+            forwarded.tenant = ""
+            return await self._relayed_call(self._relay.get_task(resolved.target, forwarded), check)
+
+    async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task | None:
+        with _on_the_wire():
+            resolved, check = self._task_call("a2a.tasks/cancel", params.id, params.tenant, context)
+            forwarded = CancelTaskRequest()
+            forwarded.CopyFrom(params)
+            forwarded.tenant = ""
+            return await self._relayed_call(self._relay.cancel_task(resolved.target, forwarded), check)
+
+    async def on_subscribe_to_task(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
+        # Subscribing reads the task, so it is decided as `a2a.tasks/get`.
+        with _on_the_wire():
+            resolved, check = self._task_call("a2a.tasks/get", params.id, params.tenant, context)
+            forwarded = SubscribeToTaskRequest(id=params.id)
+        async for event in self._relayed(self._relay.subscribe(resolved.target, forwarded), resolved, check):
+            yield event
+
+    async def on_list_tasks(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
+        raise UnsupportedOperationError("ListTasks is not offered by the broker; get each task by id")
+
+    # Not offered yet: push notifications (the broker would have to relay the callbacks), extended card.
+    async def on_create_task_push_notification_config(
+        self, params: TaskPushNotificationConfig, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        raise PushNotificationNotSupportedError
+
+    async def on_get_task_push_notification_config(
+        self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        raise PushNotificationNotSupportedError
+
+    async def on_list_task_push_notification_configs(
+        self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
+    ) -> ListTaskPushNotificationConfigsResponse:
+        raise PushNotificationNotSupportedError
+
+    async def on_delete_task_push_notification_config(
+        self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> None:
+        raise PushNotificationNotSupportedError
+
+    async def on_get_extended_agent_card(
+        self, params: GetExtendedAgentCardRequest, context: ServerCallContext
+    ) -> AgentCard:
+        raise UnsupportedOperationError("the broker has no extended agent card")
+
+    # Steps
+    def _message_call(
+        self, action: str, params: SendMessageRequest, context: ServerCallContext
+    ) -> tuple[_Resolved, Check, SendMessageRequest]:
+        resolved = self._resolve(params.tenant, context)
+        principal = resolved.principal
+        metadata: dict[str, Any] = MessageToDict(params.message.metadata)
+        if params.message.task_id and self._owners.owned(params.message.task_id, owner_key(principal)) is None:
+            raise TaskNotFoundError  # continuing someone else's task: as if it did not exist
+        try:
+            chain = extended_chain(metadata, principal, resolved.record.agent_id)
+        except DelegationInvalid as exc:
+            raise InvalidParamsError(str(exc)) from exc
+        skill = requested_skill(metadata, [s.id for s in resolved.card.skills])
+        wire = MessageToDict(params.message)
+        check = self._gate.check(
+            principal,
+            action,
+            agent_resource(resolved.record.agent_id, resolved.record.organization, skill),
+            message={"parts": wire.get("parts", []), "role": wire.get("role", ""), "skill": skill},
+            delegation=chain,
+            call=_call_info(context),
+        )
+        forwarded = SendMessageRequest()
+        forwarded.CopyFrom(params)
+        forwarded.tenant = ""  # the target's interface supplies its own tenant
+        forwarded.configuration.ClearField("task_push_notification_config")  # not relayed (see module doc)
+        hops: list[Any] = [dict(hop) for hop in chain]
+        forwarded.message.metadata.update({DELEGATION_KEY: hops})
+        return resolved, check, forwarded
+
+    def _task_call(self, action: str, task_id: str, tenant: str, context: ServerCallContext) -> tuple[_Resolved, Check]:
+        principal = self._principal(context)
+        # Ownership first, before any lookup or upstream call: another principal's task and an unknown
+        # one get the same answer (spec §13.1: do not reveal existence).
+        entry = self._owners.owned(task_id, owner_key(principal))
+        if entry is None or (tenant and tenant != entry.agent_id):
+            raise TaskNotFoundError
+        resolved = self._resolve(entry.agent_id, context)
+        check = self._gate.check(
+            principal,
+            action,
+            task_resource(task_id, entry.agent_id, resolved.record.organization, entry.skill),
+            message=None,
+            delegation=[],
+            call=_call_info(context),
+        )
+        return resolved, check
+
+    def _resolve(self, agent_id: str, context: ServerCallContext) -> _Resolved:
+        principal = self._principal(context)
+        if not agent_id:
+            raise InvalidParamsError("address the call to a registered agent: set `tenant` to its agent id")
+        try:
+            record = self._directory.get_agent(agent_id)
+        except NotFound:
+            raise AgentNotFound(f"no agent {agent_id!r} is registered with the broker", agent=agent_id) from None
+        return _Resolved(principal, record, parse_card(record.card_json))
+
+    def _principal(self, context: ServerCallContext) -> Principal:
+        user = context.user
+        if isinstance(user, PrincipalUser):
+            return user.principal
+        if self._allow_anonymous:
+            return ANONYMOUS
+        raise Unauthenticated("no authenticated principal on this call")
+
+    def _remember(self, response: StreamResponse | Event, resolved: _Resolved, check: Check) -> None:
+        task_id = _task_id(response)
+        if task_id:
+            entry = TaskEntry(owner_key(resolved.principal), resolved.record.agent_id, _skill_of(check))
+            self._owners.remember(task_id, entry)
+
+    async def _relayed_call(self, call: Any, check: Check) -> Task:
+        outcome = "error"
+        try:
+            task: Task = await call
+            outcome = "ok"
+            return task
+        except MeshError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            check.record(outcome)
+
+    async def _relayed(
+        self, stream: AsyncIterator[StreamResponse], resolved: _Resolved, check: Check
+    ) -> AsyncGenerator[Event]:
+        outcome = "disconnected"
+        try:
+            async for response in stream:
+                event = _event(response)
+                self._remember(event, resolved, check)
+                yield event
+            outcome = "ok"
+        except MeshError as exc:
+            outcome = exc.code
+            raise to_a2a_error(exc) from exc
+        finally:
+            check.record(outcome)
+
+
+@contextmanager
+def _on_the_wire() -> Generator[None]:
+    try:
+        yield
+    except MeshError as exc:
+        raise to_a2a_error(exc) from exc
+
+
+def _call_info(context: ServerCallContext) -> CallInfo:
+    raw = context.state.get("headers")
+    headers: Mapping[str, str] = cast(Mapping[str, str], raw) if isinstance(raw, dict) else {}
+    size = context.state.get("request_size", 0)
+    return CallInfo(
+        client=headers.get("user-agent", ""),
+        request_size=size if isinstance(size, int) else 0,
+        protocol_version=headers.get("a2a-version", "") or "0.3",
+    )
+
+
+def _skill_of(check: Check) -> str:
+    return check.policy_input["resource"].get("skill", "")
+
+
+def _event(response: StreamResponse) -> Event:
+    kind = response.WhichOneof("payload")
+    if kind == "task":
+        return response.task
+    if kind == "message":
+        return response.message
+    if kind == "status_update":
+        return response.status_update
+    if kind == "artifact_update":
+        return response.artifact_update
+    raise to_a2a_error(MeshError("the target agent sent an empty stream event"))
+
+
+def _task_id(response: StreamResponse | Event) -> str:
+    if isinstance(response, StreamResponse):
+        if response.HasField("task"):
+            return response.task.id
+        if response.HasField("message"):
+            return response.message.task_id
+        return ""
+    if isinstance(response, Task):
+        return response.id
+    return response.task_id

@@ -1,0 +1,106 @@
+# The default policy of the meshgate A2A broker: which agent may delegate to which, and how far.
+#
+# Queried at data.meshgate.a2a.decision with the input document of policies/input.py (version 1):
+# `subject.tenant` is the source organisation, `resource.organization` the target agent's,
+# `resource.agent` / `resource.skill` what is asked for and `delegation` the hops the call came
+# through (the current one last). The decision is defined for every input:
+# {"allow": bool, "reasons": [string], "obligations": {}}.
+#
+# - Within one organisation, delegation is allowed.
+# - Across organisations, only skills granted in data.meshgate.a2a_grants[source][target].
+# - A chain longer than data.meshgate.a2a_max_delegation_depth hops is denied, and so is a hop whose
+#   scopes are not a subset of the hop before it (scopes must narrow, or stay, at each hop).
+package meshgate.a2a
+
+decision := {
+	"allow": allow,
+	"reasons": reasons,
+	"obligations": {},
+}
+
+# Sending, streaming, and reading or cancelling a task the caller created through the broker
+# (ownership itself is checked by the broker before it asks).
+supported_actions := {"a2a.message/send", "a2a.message/stream", "a2a.tasks/get", "a2a.tasks/cancel"}
+
+default max_depth := 2
+
+max_depth := data.meshgate.a2a_max_delegation_depth
+
+source_org := input.subject.tenant
+
+target_org := object.get(input.resource, "organization", "")
+
+skill := object.get(input.resource, "skill", "")
+
+chain := object.get(input, "delegation", [])
+
+same_org if {
+	source_org != ""
+	source_org == target_org
+}
+
+granted if {
+	skill != ""
+	skill in data.meshgate.a2a_grants[source_org][target_org]
+}
+
+denials contains msg if {
+	not input.action in supported_actions
+	msg := sprintf("action %s is not served by the A2A policy", [input.action])
+}
+
+denials contains msg if {
+	input.action in supported_actions
+	not same_org
+	not granted
+	skill == ""
+	msg := sprintf("organisation %s may not delegate to %s's agent %s without naming a granted skill", [
+		source_org, target_org, input.resource.agent,
+	])
+}
+
+denials contains msg if {
+	input.action in supported_actions
+	not same_org
+	not granted
+	skill != ""
+	msg := sprintf("organisation %s has no grant for skill %s of organisation %s", [source_org, skill, target_org])
+}
+
+denials contains msg if {
+	count(chain) > max_depth
+	msg := sprintf("delegation chain of %d hops exceeds the maximum of %d", [count(chain), max_depth])
+}
+
+denials contains msg if {
+	some i, hop in chain
+	i > 0
+	previous := chain[i - 1]
+	widened := {s | some s in hop.scopes; not s in previous.scopes}
+	count(widened) > 0
+	msg := sprintf("hop %d (agent %s) widens the scopes of hop %d with %s", [
+		i + 1, hop.agent, i, concat(", ", sort(widened)),
+	])
+}
+
+grants contains msg if {
+	same_org
+	msg := sprintf("same organisation %s", [source_org])
+}
+
+grants contains msg if {
+	not same_org
+	granted
+	msg := sprintf("organisation %s may use skill %s of organisation %s", [source_org, skill, target_org])
+}
+
+default allow := false
+
+allow if {
+	count(denials) == 0
+	count(grants) > 0
+}
+
+reasons := sort(denials) if count(denials) > 0
+
+reasons := sort(grants) if count(denials) == 0
