@@ -16,9 +16,10 @@ A2A 1.0 only (the SDK's 0.3 compat layer is not enabled: it would add legacy fie
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
@@ -35,11 +36,14 @@ from a2a.types import (
     StringList,
 )
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
 
 import meshgate
 from a2a_broker import wire_errors
 from a2a_broker.delegation import TaskOwners
+from a2a_broker.discovery import Discovery
 from a2a_broker.handler import AgentDirectory, BrokerRequestHandler
 from a2a_broker.identity import AuthenticatingContextBuilder
 from a2a_broker.policy import PolicyGate
@@ -61,6 +65,12 @@ class Broker:
     """Where peers reach the broker (`broker.public_url`, or set once the server is bound)."""
     owned_audit: AuditLog | None = field(default=None)
     """Closed at shutdown when the broker created it (not when shared with the gateway)."""
+    discovery: Discovery | None = None
+    grpc_port: int | None = None
+    """The gRPC binding's port once bound (when `broker.grpc_port` is set; `grpc_binding.py`)."""
+    """`GET {path}/agents`: agents by skill, tag, media type and organisation, filtered by policy."""
+    health_sections: dict[str, Callable[[], object]] = field(default_factory=dict[str, Callable[[], object]])
+    """Extra sections of `/healthz`, by name (`agents`: the launched agents' states, set by `meshgate up`)."""
 
     def card(self) -> AgentCard:
         base = (self.config.public_url or self.base_url).rstrip("/") + self.config.path
@@ -73,6 +83,11 @@ class Broker:
             supported_interfaces=[
                 AgentInterface(protocol_binding="JSONRPC", protocol_version="1.0", url=f"{base}/jsonrpc"),
                 AgentInterface(protocol_binding="HTTP+JSON", protocol_version="1.0", url=f"{base}/rest"),
+                *(
+                    [AgentInterface(protocol_binding="GRPC", protocol_version="1.0", url=self._grpc_url())]
+                    if self.grpc_port is not None
+                    else []
+                ),
             ],
             capabilities=AgentCapabilities(streaming=True, push_notifications=False),
             security_schemes={
@@ -97,6 +112,13 @@ class Broker:
             ],
         )
 
+    def _grpc_url(self) -> str:
+        host = urlsplit(self.config.public_url).hostname if self.config.public_url else self.config.host
+        return f"{host}:{self.grpc_port}"
+
+    async def healthz(self, _: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", **{name: section() for name, section in self.health_sections.items()}})
+
     def asgi(self) -> Starlette:
         async def current_card(_: AgentCard) -> AgentCard:
             return self.card()
@@ -109,13 +131,26 @@ class Broker:
             # Mounted rather than `path_prefix`: the SDK mounts its `/{tenant}` routes *before* the prefix
             # (`/{tenant}{prefix}/message:send`) while its client sends `{url}/{tenant}/message:send`.
             Mount(f"{path}/rest", routes=create_rest_routes(self.handler, context_builder=builder)),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            *(self.discovery.routes(path) if self.discovery is not None else []),
         ]
 
         @asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncGenerator[None, None]:
+            grpc_server: object | None = None
+            if self.config.grpc_port is not None:
+                from a2a_broker.grpc_binding import start_grpc
+
+                grpc_server, self.grpc_port = await start_grpc(
+                    self.handler, self.authenticator, self.config.host, self.config.grpc_port
+                )
             try:
                 yield
             finally:
+                if grpc_server is not None:
+                    from a2a_broker.grpc_binding import stop_grpc
+
+                    await stop_grpc(grpc_server)
                 await self.relay.aclose()
                 await self.http.aclose()
                 if self.owned_audit is not None:
@@ -139,8 +174,9 @@ def build_broker(
     pdp = PolicyDecisionPoint(engine, query=config.query)
     http = httpx.AsyncClient(timeout=httpx.Timeout(config.relay_timeout_s))
     relay = Relay(http, timeout_s=config.relay_timeout_s, credentials=config.credentials)
-    handler = BrokerRequestHandler(
-        directory, PolicyGate(pdp, audit), relay, TaskOwners(), allow_anonymous=allow_anonymous
-    )
+    gate = PolicyGate(pdp, audit, max_message_bytes=config.max_message_bytes)
+    handler = BrokerRequestHandler(directory, gate, relay, TaskOwners(), allow_anonymous=allow_anonymous)
     base_url = f"http://{config.host}:{config.port}"
-    return Broker(config, handler, authenticator, relay, http, base_url, audit if owns_audit else None)
+    broker = Broker(config, handler, authenticator, relay, http, base_url, audit if owns_audit else None)
+    broker.discovery = Discovery(directory, gate, authenticator, allow_anonymous=allow_anonymous)
+    return broker

@@ -37,6 +37,13 @@ SIGNATURE_ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "ES512", "RS256", "RS
 # fetching and parsing
 
 
+def card_url(url: str) -> str:
+    """A base URL means its well-known card path (A2A §8.2); a URL ending in `.json` is the card itself."""
+    from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+
+    return url if url.endswith(".json") else url.rstrip("/") + AGENT_CARD_WELL_KNOWN_PATH
+
+
 def fetch_card(url: str, *, timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None) -> str:
     """GET a card and return its body text verbatim.
 

@@ -4,10 +4,21 @@ Protocol-free (no a2a-sdk, no Starlette): the adapters hand in plain JSON and pr
 travels in message metadata under `DELEGATION_KEY` (A2A's sanctioned place for extension data); the
 broker appends the current hop before deciding and forwards the extended chain to the target, so a
 target that delegates again sends it back and the next decision sees every hop.
+
+The broker seals each chain it forwards (`ChainSeal`: HMAC-SHA256 under a per-process key, beside it
+under `SEAL_KEY`) and accepts a prior chain only with its seal, so a delegated agent cannot drop,
+reorder or widen the hops it was given. What no broker can stop is an agent sending no chain at all:
+it is then decided as itself, a direct call (a policy may deny agents' own principals direct calls).
+The key is per process: a chain does not survive a broker restart, and replicas would need a shared key.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +33,8 @@ SKILL_KEY = "io.meshgate/skill"
 """Message metadata: the target skill the sender asks for (decided on; the target should honour it)."""
 SCOPES_KEY = "io.meshgate/scopes"
 """Message metadata: the scopes the sender grants this hop; absent means the previous hop's (or none)."""
+SEAL_KEY = "io.meshgate/delegation-seal"
+"""Message metadata: the broker's seal over `DELEGATION_KEY`; a delegating agent sends both back unchanged."""
 
 
 class DelegationInvalid(ValueError):
@@ -51,13 +64,35 @@ def chain_of(metadata: Mapping[str, Any]) -> list[DelegationHop]:
     return hops
 
 
-def extended_chain(metadata: Mapping[str, Any], principal: Principal, agent_id: str) -> list[DelegationHop]:
+class ChainSeal:
+    """Seals the chains this broker forwards, so that only a chain it issued is taken back."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or secrets.token_bytes(32)
+
+    def of(self, chain: list[DelegationHop]) -> str:
+        canonical = json.dumps(chain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        digest = hmac.new(self._key, canonical, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def verifies(self, chain: list[DelegationHop], seal: object) -> bool:
+        return isinstance(seal, str) and hmac.compare_digest(seal, self.of(chain))
+
+
+def extended_chain(
+    metadata: Mapping[str, Any], principal: Principal, agent_id: str, seal: ChainSeal | None = None
+) -> list[DelegationHop]:
     """The chain with this call's hop appended: `principal` delegating to `agent_id`.
 
+    With `seal`, a prior chain is taken only when the metadata carries that seal's mark over it.
+
     Raises:
-        DelegationInvalid: the metadata is malformed.
+        DelegationInvalid: the metadata is malformed, or the prior chain is not one the broker sealed.
     """
     chain = chain_of(metadata)
+    sealed = bool(chain) or SEAL_KEY in metadata  # a seal beside an emptied chain: hops were dropped
+    if seal is not None and sealed and not seal.verifies(chain, metadata.get(SEAL_KEY)):
+        raise DelegationInvalid(f"{DELEGATION_KEY} was not issued by this broker, or was altered")
     raw_scopes = metadata.get(SCOPES_KEY)
     if raw_scopes is None:
         scopes = list(chain[-1]["scopes"]) if chain else []

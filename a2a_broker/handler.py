@@ -1,4 +1,4 @@
-"""The broker's one a2a-sdk `RequestHandler`: JSON-RPC and HTTP+JSON both dispatch into it.
+"""The broker's one a2a-sdk `RequestHandler`: JSON-RPC, HTTP+JSON and gRPC all dispatch into it.
 
 Per call: principal (from the call context) → target agent (the A2A `tenant` field names it) →
 task ownership → decision (`PolicyGate`, fail closed) → relay to the target with the broker's own
@@ -45,6 +45,8 @@ from google.protobuf.json_format import MessageToDict
 
 from a2a_broker.delegation import (
     DELEGATION_KEY,
+    SEAL_KEY,
+    ChainSeal,
     DelegationInvalid,
     TaskEntry,
     TaskOwners,
@@ -55,11 +57,13 @@ from a2a_broker.delegation import (
     task_resource,
 )
 from a2a_broker.identity import PrincipalUser
+from a2a_broker.obligations import screen_message
 from a2a_broker.policy import CallInfo, Check, PolicyGate
 from a2a_broker.relay import Relay, Target, parse_card
 from a2a_broker.wire_errors import to_a2a_error
 from meshgate.errors import AgentNotFound, MeshError, NotFound, Unauthenticated
 from meshgate.principal import ANONYMOUS, Principal
+from policies.input import DelegationHop
 from registry.models import AgentRecord
 
 
@@ -67,6 +71,8 @@ class AgentDirectory(Protocol):
     """Where registered agents are looked up (the registry store satisfies it)."""
 
     def get_agent(self, agent_id: str) -> AgentRecord: ...
+
+    def list_agents(self) -> list[AgentRecord]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,7 @@ class BrokerRequestHandler(RequestHandler):
         self._relay = relay
         self._owners = owners
         self._allow_anonymous = allow_anonymous
+        self._seal = ChainSeal()
 
     # Messages
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Task | Message:
@@ -180,7 +187,8 @@ class BrokerRequestHandler(RequestHandler):
         if params.message.task_id and self._owners.owned(params.message.task_id, owner_key(principal)) is None:
             raise TaskNotFoundError  # continuing someone else's task: as if it did not exist
         try:
-            chain = extended_chain(metadata, principal, resolved.record.agent_id)
+            chain = extended_chain(metadata, principal, resolved.record.agent_id, self._seal)
+            self._check_continuation(chain, principal)
         except DelegationInvalid as exc:
             raise InvalidParamsError(str(exc)) from exc
         skill = requested_skill(metadata, [s.id for s in resolved.card.skills])
@@ -198,8 +206,20 @@ class BrokerRequestHandler(RequestHandler):
         forwarded.tenant = ""  # the target's interface supplies its own tenant
         forwarded.configuration.ClearField("task_push_notification_config")  # not relayed (see module doc)
         hops: list[Any] = [dict(hop) for hop in chain]
-        forwarded.message.metadata.update({DELEGATION_KEY: hops})
+        forwarded.message.metadata.update({DELEGATION_KEY: hops, SEAL_KEY: self._seal.of(chain)})
+        screen_message(check, forwarded.message)  # obligations: may refuse, or redact what is relayed
         return resolved, check, forwarded
+
+    def _check_continuation(self, chain: list[DelegationHop], principal: Principal) -> None:
+        # A sealed chain may be continued only from inside the organisation of the agent it was sent to.
+        if len(chain) < 2:
+            return
+        try:
+            organization = self._directory.get_agent(chain[-2]["agent"]).organization
+        except NotFound:
+            organization = ""
+        if organization != principal.tenant:
+            raise DelegationInvalid(f"only organisation {organization or '?'} may continue this delegation chain")
 
     def _task_call(self, action: str, task_id: str, tenant: str, context: ServerCallContext) -> tuple[_Resolved, Check]:
         principal = self._principal(context)

@@ -3,8 +3,9 @@
 `PolicyGate.check` builds the shared input document (policies/input.py: subject, action, resource with
 the target agent, its organisation and skill, the message parts, the delegation chain, context), asks
 the decision point (query `broker.query`, `data.meshgate.a2a.decision` by default), opens the call's
-span and, on a deny, audits it and raises (`policies.raise_for`: fail closed). `Check.record` audits
-the allowed call once its outcome is known, exactly as the gateway does (`registry.audit.AuditLog`).
+span and, on a deny, audits it and raises (`policies.raise_for`: fail closed). A message larger than
+`broker.max_message_bytes` is refused (and audited) before the decision point is asked. `Check.record`
+audits the allowed call once its outcome is known, exactly as the gateway does (`registry.audit.AuditLog`).
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
+from meshgate.errors import PayloadTooLarge
 from meshgate.principal import Principal
 from policies import PolicyDecisionPoint, raise_for
 from policies.decision import Decision
 from policies.input import INPUT_VERSION, DelegationHop, PolicyInput, ResourceDoc, audited_input, subject_doc
+from policies.obligations import message_size
 from registry.audit import AuditLog
 from registry.models import AuditRecord
 
@@ -53,9 +57,10 @@ class Check:
 
 
 class PolicyGate:
-    def __init__(self, pdp: PolicyDecisionPoint, audit: AuditLog) -> None:
+    def __init__(self, pdp: PolicyDecisionPoint, audit: AuditLog, *, max_message_bytes: int | None = None) -> None:
         self._pdp = pdp
         self._audit = audit
+        self._max_message_bytes = max_message_bytes
 
     def check(
         self,
@@ -69,7 +74,10 @@ class PolicyGate:
     ) -> Check:
         """Decide the call; on an allow, return it with its span open (end it with `Check.record`).
 
+        `message` (`{parts, …}`, A2A JSON) reaches the policy with `size_bytes` added (`message_size`).
+
         Raises:
+            PayloadTooLarge: the message exceeds `max_message_bytes` (audited, span ended, no decision).
             PolicyDenied: the policy denied the call (audited, span ended).
             PolicyUnavailable: the engine could not decide (audited, span ended).
         """
@@ -94,7 +102,10 @@ class PolicyGate:
             },
         }
         if message is not None:
-            policy_input["message"] = message
+            size = message_size(message.get("parts", []))
+            policy_input["message"] = {**message, "size_bytes": size}
+            if self._max_message_bytes is not None and size > self._max_message_bytes:
+                self._refuse_oversized(principal, policy_input, span, size, self._max_message_bytes)
         decision = self._pdp.decide(policy_input)
         span.set_attributes(
             {
@@ -111,6 +122,19 @@ class PolicyGate:
             span.end()
             raise_for(decision)
         return Check(self, principal, decision, policy_input, span)
+
+    def _refuse_oversized(
+        self, principal: Principal, policy_input: PolicyInput, span: Span, size: int, limit: int
+    ) -> None:
+        # Refused by configuration, not by policy: audited as a deny with no engine, so the log still
+        # records every message the broker turned away.
+        reason = f"message of {size} bytes exceeds the broker's max_message_bytes {limit}"
+        decision = Decision(allow=False, reasons=(reason,), decision_id=uuid4().hex, engine="broker-config")
+        span.set_attributes({"policy.decision_id": decision.decision_id, "policy.allow": False})
+        self.audit(principal, decision, policy_input, PayloadTooLarge.code)
+        span.set_attribute("meshgate.outcome", PayloadTooLarge.code)
+        span.end()
+        raise PayloadTooLarge(reason, reasons=[reason], decision_id=decision.decision_id)
 
     def audit(self, principal: Principal, decision: Decision, policy_input: PolicyInput, outcome: str) -> None:
         keep = decision.obligations.get("audit_arguments") is not False

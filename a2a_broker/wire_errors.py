@@ -2,9 +2,9 @@
 
 A2A defines no authorization or upstream errors (spec §3.3.2: "JSON-RPC custom error", HTTP 401/403,
 gRPC UNAUTHENTICATED/PERMISSION_DENIED), so the broker uses the gateway's codes in the JSON-RPC server
-range (-32030 policy_denied, -32031 policy_unavailable, -32032..-32034 upstream, -32036
-unauthenticated, -32038 agent_not_found) with the HTTP status and gRPC code the spec names. The SDK looks
-errors up by exact class in module-level maps, so each class is registered there (`register()`; not
+range (-32030 policy_denied, -32031 policy_unavailable, -32032..-32034 upstream, -32035 payload_too_large,
+-32036 unauthenticated, -32038 agent_not_found) with the HTTP status and gRPC code the spec names. The SDK
+looks errors up by exact class in module-level maps, so each class is registered there (`register()`; not
 public SDK API — re-check on SDK upgrades). `ErrorInfo.metadata` carries `code`, and for policy
 outcomes `reasons` ("; "-joined: metadata values are strings) and `decision_id`.
 """
@@ -53,6 +53,11 @@ class TargetError(MeshWireError):
     mapping = ErrorMapping(502, "INTERNAL", "TARGET_ERROR")
 
 
+class MessageTooLargeError(MeshWireError):
+    jsonrpc_code = -32035
+    mapping = ErrorMapping(413, "RESOURCE_EXHAUSTED", "PAYLOAD_TOO_LARGE")
+
+
 class UnauthenticatedError(MeshWireError):
     jsonrpc_code = -32036
     mapping = ErrorMapping(401, "UNAUTHENTICATED", "UNAUTHENTICATED")
@@ -78,7 +83,7 @@ A2A_ERROR: dict[type[errors.MeshError], type[A2AError]] = {
     errors.ResourceNotFound: InvalidParamsError,
     errors.ToolNotPinned: InvalidParamsError,
     errors.InvalidArguments: InvalidParamsError,
-    errors.PayloadTooLarge: InvalidParamsError,
+    errors.PayloadTooLarge: MessageTooLargeError,
     errors.AgentNotFound: AgentNotFoundError,
     errors.PolicyDenied: PolicyDeniedError,
     errors.PolicyUnavailable: PolicyUnavailableError,

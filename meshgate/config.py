@@ -120,6 +120,46 @@ class BrokerConfig(_Model):
     """Deadline for a target's answer to a blocking call, and for each event of a relayed stream."""
     credentials: dict[str, dict[str, str]] = Field(default_factory=dict[str, dict[str, str]])
     """agent id -> the HTTP headers the broker sends to that target (its own credentials, never the caller's)."""
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """The gRPC binding (on `host`, plaintext): None is off, 0 a free port; the card lists it when served."""
+    max_message_bytes: int = Field(default=1_048_576, ge=1024)
+    """A message whose parts (compact A2A JSON) are larger is refused (-32035) before any policy decision."""
+
+
+class AgentKeyConfig(_Model):
+    """The identity a launched agent acts as at the broker: `meshgate up` mints an API key for it at start."""
+
+    tenant: str = Field(min_length=1)
+    subject: str = Field(min_length=1)
+    roles: tuple[str, ...] = ()
+
+
+class AgentConfig(_Model):
+    """An A2A agent the broker registers at start (and launches first when it has a `launch` command).
+
+    A launched agent gets a minimal environment plus `env`, and `MESHGATE_BROKER_URL` (the broker's base
+    URL as bound); with `broker_key`, also `MESHGATE_BROKER_KEY`: an API key for that identity, created
+    when the agent is launched and revoked when meshgate stops, so no secret lives in this file.
+    """
+
+    id: str = Field(pattern=NAME_PATTERN)
+    card_url: str
+    """The agent's card, or its base URL (then the well-known path `/.well-known/agent-card.json`)."""
+    launch: tuple[str, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict[str, str])
+    organization: str = ""
+    """Its organisation; "" means the card's provider.organization."""
+    broker_key: AgentKeyConfig | None = None
+    start_timeout_s: float = Field(default=30.0, gt=0)
+    """How long a launched agent may take to serve its card before it is reported down (and still awaited)."""
+    enabled: bool = True
+
+    @field_validator("card_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("card_url must be an http:// or https:// URL")
+        return url
 
 
 class Config(_Model):
@@ -130,6 +170,8 @@ class Config(_Model):
     identity: IdentityConfig = IdentityConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     upstreams: tuple[UpstreamConfig, ...] = ()
+    agents: tuple[AgentConfig, ...] = ()
+    """A2A agents registered (and launched) by the broker at start; ignored while `broker.enabled` is false."""
     base_dir: str = ""
     """Directory relative paths are resolved against: the config file's directory."""
 
@@ -141,6 +183,15 @@ class Config(_Model):
         if dupes:
             raise ValueError(f"duplicate upstream names: {', '.join(dupes)}")
         return upstreams
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agent_ids(cls, agents: tuple[AgentConfig, ...]) -> tuple[AgentConfig, ...]:
+        ids = [a.id for a in agents]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate agent ids: {', '.join(dupes)}")
+        return agents
 
 
 # Environment overrides: the only place env vars map onto config keys (documented in the README).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Generator
 
 import anyio
 import uvicorn
@@ -15,6 +17,17 @@ class ListeningServer(uvicorn.Server):
         self._listening: anyio.Event | None = None
         self.port = 0
         self._announce_path = announce_path
+
+    own_signals = True
+    """False: this server installs no SIGINT/SIGTERM handlers; whoever runs it stops it (`should_exit`)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if not self.own_signals:
+            yield
+            return
+        with super().capture_signals():
+            yield
 
     @property
     def listening(self) -> anyio.Event:

@@ -46,6 +46,11 @@ class SubjectDoc(TypedDict):
     issuer: str
 
 
+class AgentDoc(TypedDict):
+    organization: str
+    skills: list[str]
+
+
 class ResourceDoc(TypedDict):
     kind: Literal["tool", "resource", "prompt", "catalog", "agent", "task"]
     id: str
@@ -57,6 +62,8 @@ class ResourceDoc(TypedDict):
     """A2A: the organisation that owns the target agent (the source organisation is `subject.tenant`)."""
     items: NotRequired[list[str]]
     servers: NotRequired[dict[str, str]]
+    agents: NotRequired[dict[str, AgentDoc]]
+    """`a2a.agents/discover`: candidate agent id -> its organisation and skill ids."""
 
 
 class ContextDoc(TypedDict):

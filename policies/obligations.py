@@ -2,8 +2,8 @@
 
 `Obligations.parse` checks the decision document's `obligations` object (the decision point calls it,
 so an unknown or wrongly typed key makes the decision malformed: a fail-closed deny, never ignored).
-The `redact_*`, `cap_*` and `withheld_*` functions are pure: JSON in, new JSON out, inputs untouched.
-Adapters call them; which phase applies which obligation is `PHASES` below.
+The `redact_*`, `cap_*`, `withheld_*` and message functions are pure: JSON in, new JSON out, inputs
+untouched. Adapters call them; which phase applies which obligation is `PHASES` below.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any, cast
 
 REDACTED = "[REDACTED]"
 WILDCARD = "*"
+
+MESSAGE_ACTIONS = frozenset({"a2a.message/send", "a2a.message/stream"})
 
 _ANY = None
 """In `PHASES`: the obligation may come with a decision on any action."""
@@ -28,6 +30,9 @@ PHASES: dict[str, frozenset[str] | None] = {
     "require_pinned": frozenset({"mcp.tools/call"}),
     "redact_result": frozenset({"mcp.tools/result"}),
     "max_result_bytes": frozenset({"mcp.tools/result"}),
+    "redact_parts": MESSAGE_ACTIONS,
+    "deny_file_parts": MESSAGE_ACTIONS,
+    "max_message_bytes": MESSAGE_ACTIONS,
 }
 """Every obligation the mesh knows, and the actions whose decisions may carry it."""
 
@@ -50,6 +55,9 @@ class Obligations:
     require_pinned: bool = False
     redact_result: tuple[str, ...] = ()
     max_result_bytes: int | None = None
+    redact_parts: tuple[str, ...] = ()
+    deny_file_parts: bool = False
+    max_message_bytes: int | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], action: str | None = None) -> Obligations:
@@ -81,6 +89,12 @@ class Obligations:
         max_result_bytes = raw.get("max_result_bytes")
         if max_result_bytes is not None and (not _is_int(max_result_bytes) or max_result_bytes < 0):
             raise ObligationError("obligations.max_result_bytes must be a non-negative integer")
+        deny_file_parts = raw.get("deny_file_parts", False)
+        if not isinstance(deny_file_parts, bool):
+            raise ObligationError("obligations.deny_file_parts must be a boolean")
+        max_message_bytes = raw.get("max_message_bytes")
+        if max_message_bytes is not None and (not _is_int(max_message_bytes) or max_message_bytes < 0):
+            raise ObligationError("obligations.max_message_bytes must be a non-negative integer")
         caps = raw.get("cap_arguments", {})
         if not isinstance(caps, dict) or not all(
             isinstance(k, str) and _is_number(v) for k, v in cast(dict[Any, Any], caps).items()
@@ -95,6 +109,9 @@ class Obligations:
             require_pinned=require_pinned,
             redact_result=_paths(raw, "redact_result"),
             max_result_bytes=cast(int | None, max_result_bytes),
+            redact_parts=_paths(raw, "redact_parts"),
+            deny_file_parts=deny_file_parts,
+            max_message_bytes=cast(int | None, max_message_bytes),
         )
 
 
@@ -149,12 +166,50 @@ def withheld_result(size: int, limit: int) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": text}], "isError": True}
 
 
+def redact_message_parts(parts: Iterable[Any], paths: Iterable[str]) -> list[Any]:
+    """A copy of an A2A message's `parts` (A2A JSON) with `paths` redacted in each data part's `data`,
+    and in each text part whose text is a JSON object or array (re-serialized compactly).
+
+    Paths are relative to the part's value (`card.number`, `travellers.*.passport`), not to the part:
+    every data part is treated alike, as the policy cannot know which part carries what. Other text,
+    file parts and each part's `metadata` are unchanged.
+    """
+    paths = tuple(paths)
+    redacted: list[Any] = []
+    for part in parts:
+        if isinstance(part, dict) and "data" in part:
+            part = cast(dict[str, Any], part)
+            redacted.append({**part, "data": redact(part["data"], paths)})
+        else:
+            redacted.append(_redact_json_text(part, paths))
+    return redacted
+
+
+def file_parts(parts: Iterable[Any]) -> list[int]:
+    """The indexes of an A2A message's file parts (A2A JSON: a part with `raw` bytes or a `url`)."""
+    return [i for i, part in enumerate(parts) if isinstance(part, dict) and ("raw" in part or "url" in part)]
+
+
+def message_size(parts: Iterable[Any]) -> int:
+    """Bytes of an A2A message's `parts` (A2A JSON, raw bytes in base64) as compact UTF-8 JSON."""
+    return len(json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
 def _redact_block(block: Any, paths: tuple[str, ...]) -> Any:
+    return _redact_json_text(block, paths) if _is_text_block(block) else block
+
+
+def _is_text_block(block: Any) -> bool:
+    return isinstance(block, dict) and cast(dict[str, Any], block).get("type") == "text"
+
+
+def _redact_json_text(block: Any, paths: tuple[str, ...]) -> Any:
+    """`block` with its `text`, when that is a JSON object or array, redacted and re-serialized compactly."""
     if not isinstance(block, dict):
         return block
     block = cast(dict[str, Any], block)
     text = block.get("text")
-    if block.get("type") != "text" or not isinstance(text, str):
+    if not isinstance(text, str):
         return block
     try:
         parsed = json.loads(text)

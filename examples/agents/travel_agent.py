@@ -100,9 +100,8 @@ async def delegate_quote(broker: BrokerConfig, amount: Decimal, source: str, tar
         client = ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create(card)
         message = new_text_message(f"{amount} {source} to {target}", role=Role.ROLE_USER)
         message.parts.append(new_data_part({"amount": str(amount), "from": source, "to": target}))
-        message.metadata.update({"skill": "currency-quote"})
+        message.metadata.update({"io.meshgate/skill": "currency-quote"})  # the skill the broker decides on
         request = SendMessageRequest(tenant=broker.quote_agent, message=message)
-        request.metadata.update({"skill": "currency-quote", "target_agent": broker.quote_agent})
         try:
             async for response in client.send_message(request):
                 answer = response.message if response.HasField("message") else None
@@ -181,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--no-grpc", action="store_true", help="serve JSON-RPC and HTTP+JSON only")
-    parser.add_argument("--broker-url", default=os.environ.get("MESHGATE_EXAMPLE_BROKER_URL", ""))
-    parser.add_argument("--broker-token", default=os.environ.get("MESHGATE_EXAMPLE_BROKER_TOKEN", ""))
+    # `meshgate up` passes both to the agents it launches (config `agents[].broker_key`).
+    parser.add_argument("--broker-url", default=os.environ.get("MESHGATE_BROKER_URL", ""))
+    parser.add_argument("--broker-token", default=os.environ.get("MESHGATE_BROKER_KEY", ""))
     parser.add_argument("--quote-agent", default="ledger", help="the registered id of finance's agent")
     args = parser.parse_args(argv)
     broker = BrokerConfig(args.broker_url, args.broker_token, args.quote_agent) if args.broker_url else None

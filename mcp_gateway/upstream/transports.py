@@ -6,22 +6,18 @@ starts the optional `launch` process of an HTTP upstream (the example server `me
 
 from __future__ import annotations
 
-import logging
-import subprocess
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import httpx2
 from mcp import StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from meshgate.config import resolve_argv
+from meshgate.processes import default_environment, supervised_process
 from registry.models import UpstreamServer
-
-logger = logging.getLogger(__name__)
 
 
 def client_transport(server: UpstreamServer, base_dir: str, http: httpx2.AsyncClient | None) -> Any:
@@ -39,37 +35,13 @@ def client_transport(server: UpstreamServer, base_dir: str, http: httpx2.AsyncCl
 async def launched(server: UpstreamServer, base_dir: str) -> AsyncGenerator[None, None]:
     """Run the upstream's `launch` command for as long as the context is open (no-op without one).
 
-    The child gets its own process group so Ctrl-C reaches meshgate only, and meshgate then stops it
-    deliberately: terminate, wait up to 5 s, kill. No child outlives the gateway.
+    Supervised by `meshgate.processes`: its own session, stopped (terminate, then kill) when the
+    context closes, so no child outlives the gateway.
     """
     if not server.launch:
         yield
         return
+    env = None if not server.env else {**default_environment(), **server.env}
     argv = resolve_argv(server.launch, base_dir)
-    process = await anyio.open_process(
-        argv,
-        cwd=base_dir or None,
-        stdout=subprocess.DEVNULL,
-        stderr=None,
-        start_new_session=True,
-        env=None if not server.env else {**_inherited_env(), **server.env},
-    )
-    logger.info("launched upstream %s (pid %d): %s", server.name, process.pid, " ".join(argv))
-    try:
+    async with supervised_process(f"upstream {server.name}", argv, cwd=base_dir or None, env=env):
         yield
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.terminate()
-                with anyio.move_on_after(5):
-                    await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            await process.aclose()
-
-
-def _inherited_env() -> dict[str, str]:
-    from mcp.client.stdio import get_default_environment
-
-    return get_default_environment()

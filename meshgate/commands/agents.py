@@ -49,13 +49,6 @@ def add_parser(subparsers: SubParsers) -> None:
     rm.set_defaults(handler=run_remove)
 
 
-def card_url(url: str) -> str:
-    """A base URL means its well-known card path (A2A §8.2)."""
-    from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
-
-    return url if url.endswith(".json") else url.rstrip("/") + AGENT_CARD_WELL_KNOWN_PATH
-
-
 def agents_add(
     store: RegistryStore,
     agent_id: str,
@@ -72,7 +65,7 @@ def agents_add(
     Raises:
         ConfigError, CardInvalid, CardSignatureInvalid, AlreadyExists: nothing is stored then.
     """
-    from a2a_broker.cards import agent_record, fetch_card, load_jwks, parse_card
+    from a2a_broker.cards import agent_record, card_url, fetch_card, load_jwks, parse_card
 
     if bool(url) == bool(card_file):
         raise ConfigError("give exactly one of --url or --card")

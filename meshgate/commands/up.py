@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import uvicorn
@@ -14,6 +16,10 @@ from meshgate.config import Config
 from meshgate.serving import ListeningServer
 from meshgate.telemetry import configure_tracing
 from registry.store import RegistryStore
+
+if TYPE_CHECKING:
+    from a2a_broker.app import Broker
+    from a2a_broker.launcher import AgentLauncher
 
 logger = logging.getLogger("meshgate")
 
@@ -51,6 +57,8 @@ def run_up(args: argparse.Namespace, store: RegistryStore, config: Config) -> in
         lifespan="on",
     )
     gateway_server = ListeningServer(uv_config, announce_path=config.gateway.path)
+    if config.agents and not config.broker.enabled:
+        logger.warning("broker.enabled is false: the %d configured agents are not started", len(config.agents))
     try:
         if config.broker.enabled:
             anyio.run(_serve_with_broker, gateway_server, gateway, config)
@@ -65,11 +73,14 @@ def run_up(args: argparse.Namespace, store: RegistryStore, config: Config) -> in
 async def _serve_with_broker(gateway_server: ListeningServer, gateway: Any, config: Config) -> None:
     """The broker beside the gateway in one event loop, on the gateway's engine, registry and audit log.
 
-    The broker starts once the gateway listens, so the gateway's line is printed first. Each server
-    captures SIGINT/SIGTERM; uvicorn re-raises a captured signal to the handler it replaced, so Ctrl-C
-    stops the broker, then the gateway.
+    The broker starts once the gateway listens, so the gateway's line is printed first; the config's
+    agents start once the broker listens (a launched agent may call it at once), and stop (children
+    terminated, minted keys revoked) only after both servers have shut down. One SIGINT/SIGTERM handler
+    serves all: uvicorn's own would re-raise the signal as soon as *its* server had stopped, cancelling
+    the other mid-shutdown. A second Ctrl-C forces the exit.
     """
     from a2a_broker.app import build_broker
+    from a2a_broker.launcher import AgentLauncher
 
     broker = build_broker(
         config.broker,
@@ -88,13 +99,43 @@ async def _serve_with_broker(gateway_server: ListeningServer, gateway: Any, conf
         lifespan="on",
     )
     broker_server = ListeningServer(broker_config, announce_path=config.broker.path, label="broker")
-    async with anyio.create_task_group() as tg:
+    agents = AgentLauncher(config.agents, gateway.store, base_dir=config.base_dir)
+    broker.health_sections["agents"] = agents.health
+    received: list[int] = []
+
+    def on_signal(sig: int, _: FrameType | None) -> None:
+        force = sig == signal.SIGINT and signal.SIGINT in received
+        received.append(sig)
+        for server in (gateway_server, broker_server):
+            server.should_exit = True
+            server.force_exit = server.force_exit or force
+
+    gateway_server.own_signals = broker_server.own_signals = False
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        await _serve_all(gateway_server, broker_server, broker, agents, config)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt  # `meshgate` exits 130, as after a plain gateway's Ctrl-C
+
+
+async def _serve_all(
+    gateway_server: ListeningServer,
+    broker_server: ListeningServer,
+    broker: Broker,
+    agents: AgentLauncher,
+    config: Config,
+) -> None:
+    async with agents.running() as launch_agents, anyio.create_task_group() as tg:
         tg.start_soon(gateway_server.serve)
         await gateway_server.listening.wait()
         tg.start_soon(broker_server.serve)
         await broker_server.listening.wait()
         if not config.broker.public_url:  # `port: 0` binds a free port: advertise the one bound
             broker.base_url = f"http://{config.broker.host}:{broker_server.port}"
+        launch_agents(config.broker.public_url.rstrip("/") or broker.base_url)
         await _exit_together(gateway_server, broker_server)
 
 

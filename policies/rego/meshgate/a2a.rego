@@ -4,18 +4,44 @@
 # `subject.tenant` is the source organisation, `resource.organization` the target agent's,
 # `resource.agent` / `resource.skill` what is asked for and `delegation` the hops the call came
 # through (the current one last). The decision is defined for every input:
-# {"allow": bool, "reasons": [string], "obligations": {}}.
+# {"allow": bool, "reasons": [string], "obligations": {...}}.
 #
 # - Within one organisation, delegation is allowed.
 # - Across organisations, only skills granted in data.meshgate.a2a_grants[source][target].
 # - A chain longer than data.meshgate.a2a_max_delegation_depth hops is denied, and so is a hop whose
 #   scopes are not a subset of the hop before it (scopes must narrow, or stay, at each hop).
+# - A message across organisations carries obligations: no file parts, at most
+#   data.meshgate.a2a_cross_org_max_message_bytes (64 KiB), and the paths of
+#   data.meshgate.a2a_redacted_parts[source] redacted from its data parts (policies/README.md).
 package meshgate.a2a
 
 decision := {
 	"allow": allow,
 	"reasons": reasons,
-	"obligations": {},
+	"obligations": obligations,
+}
+
+message_actions := {"a2a.message/send", "a2a.message/stream"}
+
+default cross_org_max_message_bytes := 65536
+
+cross_org_max_message_bytes := data.meshgate.a2a_cross_org_max_message_bytes
+
+default obligations := {}
+
+obligations := object.union(
+	{"deny_file_parts": true, "max_message_bytes": cross_org_max_message_bytes},
+	redaction,
+) if {
+	input.action in message_actions
+	not same_org
+}
+
+default redaction := {}
+
+redaction := {"redact_parts": paths} if {
+	paths := data.meshgate.a2a_redacted_parts[source_org]
+	count(paths) > 0
 }
 
 # Sending, streaming, and reading or cancelling a task the caller created through the broker
@@ -45,7 +71,7 @@ granted if {
 }
 
 denials contains msg if {
-	not input.action in supported_actions
+	not input.action in supported_actions | {discover_action}
 	msg := sprintf("action %s is not served by the A2A policy", [input.action])
 }
 
@@ -92,6 +118,32 @@ grants contains msg if {
 	not same_org
 	granted
 	msg := sprintf("organisation %s may use skill %s of organisation %s", [source_org, skill, target_org])
+}
+
+# Discovery: always allowed; the `visible` obligation names the candidates (`resource.agents`: id ->
+# {organization, skills}) the subject may reach: its own organisation's agents, and agents offering a
+# skill granted to its organisation.
+discover_action := "a2a.agents/discover"
+
+candidates := object.get(input.resource, "agents", {})
+
+reachable(id) if {
+	source_org != ""
+	candidates[id].organization == source_org
+}
+
+reachable(id) if {
+	some s in candidates[id].skills
+	s in data.meshgate.a2a_grants[source_org][candidates[id].organization]
+}
+
+visible := sort([id | some id, _ in candidates; reachable(id)])
+
+obligations := {"visible": visible} if input.action == discover_action
+
+grants contains msg if {
+	input.action == discover_action
+	msg := sprintf("organisation %s may reach %d of %d agents", [source_org, count(visible), count(candidates)])
 }
 
 default allow := false

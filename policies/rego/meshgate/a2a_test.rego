@@ -89,7 +89,86 @@ test_task_get_follows_the_message_rule if {
 }
 
 test_unserved_action_is_denied if {
-	doc := json.patch(message("finance", "finance", "x", []), [{"op": "replace", "path": "/action", "value": "a2a.agents/discover"}])
+	doc := json.patch(message("finance", "finance", "x", []), [{"op": "replace", "path": "/action", "value": "a2a.tasks/list"}])
 	d := a2a.decision with input as doc with data.meshgate.a2a_grants as grants
 	not d.allow
+}
+
+# Message obligations: across organisations only, on message actions only.
+
+redactions := {"travel": ["traveller.passport_number"]}
+
+test_cross_org_message_carries_the_message_obligations if {
+	d := a2a.decision with input as message("travel", "finance", "currency-quote", [hop("ledger", [])])
+		with data.meshgate.a2a_grants as grants
+		with data.meshgate.a2a_redacted_parts as redactions
+	d.allow
+	d.obligations == {"deny_file_parts": true, "max_message_bytes": 65536, "redact_parts": ["traveller.passport_number"]}
+}
+
+test_cross_org_message_size_cap_comes_from_data if {
+	d := a2a.decision with input as message("travel", "finance", "currency-quote", [])
+		with data.meshgate.a2a_grants as grants
+		with data.meshgate.a2a_redacted_parts as {}
+		with data.meshgate.a2a_cross_org_max_message_bytes as 1024
+	d.obligations == {"deny_file_parts": true, "max_message_bytes": 1024}
+}
+
+test_same_org_message_has_no_obligations if {
+	d := a2a.decision with input as message("travel", "travel", "plan-trip", [])
+		with data.meshgate.a2a_grants as grants
+		with data.meshgate.a2a_redacted_parts as redactions
+	d.allow
+	d.obligations == {}
+}
+
+test_task_actions_carry_no_message_obligations if {
+	task_get := object.union(message("travel", "finance", "currency-quote", []), {"action": "a2a.tasks/get"})
+	d := a2a.decision with input as task_get with data.meshgate.a2a_grants as grants
+	d.obligations == {}
+}
+
+test_stream_carries_the_message_obligations if {
+	stream := object.union(message("travel", "finance", "currency-quote", []), {"action": "a2a.message/stream"})
+	d := a2a.decision with input as stream with data.meshgate.a2a_grants as grants
+	d.obligations.deny_file_parts
+}
+
+discover(tenant) := {
+	"version": 1,
+	"subject": {"id": "bot", "tenant": tenant, "roles": [], "issuer": "apikey"},
+	"action": "a2a.agents/discover",
+	"resource": {
+		"kind": "catalog", "id": "agents", "items": ["concierge", "ledger", "vault"],
+		"agents": {
+			"concierge": {"organization": "travel", "skills": ["plan-trip"]},
+			"ledger": {"organization": "finance", "skills": ["currency-quote", "transfer-funds"]},
+			"vault": {"organization": "finance", "skills": ["transfer-funds"]},
+		},
+	},
+	"delegation": [],
+	"context": {"time": "2026-01-01T00:00:00.000Z", "trace_id": "", "request_size": 0, "client": "", "protocol_version": "1.0"},
+}
+
+test_discovery_shows_own_org_and_agents_with_a_granted_skill if {
+	d := a2a.decision with input as discover("travel") with data.meshgate.a2a_grants as grants
+	d.allow
+	d.obligations.visible == ["concierge", "ledger"]
+	d.reasons == ["organisation travel may reach 2 of 3 agents"]
+}
+
+test_discovery_without_grants_shows_only_own_org if {
+	d := a2a.decision with input as discover("finance") with data.meshgate.a2a_grants as grants
+	d.allow
+	d.obligations.visible == ["ledger", "vault"]
+}
+
+test_discovery_by_an_unknown_tenant_shows_nothing if {
+	d := a2a.decision with input as discover("") with data.meshgate.a2a_grants as grants
+	d.obligations.visible == []
+}
+
+test_discovery_never_carries_message_obligations if {
+	d := a2a.decision with input as discover("travel") with data.meshgate.a2a_grants as grants
+	object.keys(d.obligations) == {"visible"}
 }

@@ -5,7 +5,9 @@ import pytest
 from a2a_broker.delegation import (
     DELEGATION_KEY,
     SCOPES_KEY,
+    SEAL_KEY,
     SKILL_KEY,
+    ChainSeal,
     DelegationInvalid,
     TaskEntry,
     TaskOwners,
@@ -49,3 +51,16 @@ def test_a_task_is_visible_only_to_its_first_owner() -> None:
     owners.remember("t2", TaskEntry("a", "ledger", ""))
     owners.remember("t3", TaskEntry("a", "ledger", ""))
     assert owners.owned("t1", "a") is None  # bounded: the oldest went first
+
+
+def test_a_sealed_chain_is_taken_back_and_an_altered_one_is_not() -> None:
+    seal = ChainSeal()
+    first = extended_chain({}, BOT, "concierge", seal)
+    sent = {DELEGATION_KEY: first, SEAL_KEY: seal.of(first)}
+    assert len(extended_chain(sent, BOT, "ledger", seal)) == 2
+    widened = [{**first[0], "scopes": ["pay"]}]
+    for altered in ({**sent, DELEGATION_KEY: widened}, {**sent, DELEGATION_KEY: []}, {DELEGATION_KEY: first}):
+        with pytest.raises(DelegationInvalid):
+            extended_chain(altered, BOT, "ledger", seal)
+    with pytest.raises(DelegationInvalid):  # another broker's (or a restarted one's) seal
+        extended_chain(sent, BOT, "ledger", ChainSeal())

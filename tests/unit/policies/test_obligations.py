@@ -12,7 +12,10 @@ from policies.obligations import (
     ObligationError,
     Obligations,
     cap_arguments,
+    file_parts,
+    message_size,
     redact,
+    redact_message_parts,
     redact_tool_result,
     result_size,
     withheld_result,
@@ -64,6 +67,13 @@ def test_absent_obligations_mean_nothing_to_do() -> None:
         ({"redact_result": ["body"]}, "mcp.tools/call"),
         ({"require_pinned": True}, "mcp.tools/result"),
         ({"cap_arguments": {"limit": 1}}, "mcp.prompts/get"),
+        ({"redact_parts": "card"}, None),
+        ({"deny_file_parts": "yes"}, None),
+        ({"max_message_bytes": -1}, None),
+        ({"max_message_bytes": 1.0}, None),
+        ({"deny_file_parts": True}, "a2a.tasks/get"),
+        ({"max_message_bytes": 10}, "mcp.tools/call"),
+        ({"redact_parts": ["card"]}, "mcp.tools/result"),
     ],
 )
 def test_an_obligation_the_mesh_cannot_enforce_is_an_error(raw: dict[str, Any], action: str | None) -> None:
@@ -144,3 +154,45 @@ def test_a_withheld_result_is_a_tool_error_saying_why() -> None:
     assert withheld["content"] == [
         {"type": "text", "text": "result withheld by policy: 5000 bytes exceeds max_result_bytes 1000"}
     ]
+
+
+def test_message_obligations_parse_on_message_actions() -> None:
+    raw = {"redact_parts": ["card.number"], "deny_file_parts": True, "max_message_bytes": 65536}
+
+    for action in ("a2a.message/send", "a2a.message/stream"):
+        assert Obligations.parse(raw, action) == Obligations(
+            redact_parts=("card.number",), deny_file_parts=True, max_message_bytes=65536
+        )
+
+
+def test_redact_message_parts_reaches_data_parts_and_json_text_only() -> None:
+    parts: list[Any] = [
+        {"data": {"card": {"number": "4111", "holder": "ann"}}, "metadata": {"card": "kept"}},
+        {"data": [{"card": {"number": "5500"}}]},
+        {"text": '{"card":{"number":"4111"}}'},
+        {"text": "my card is 4111"},
+        {"url": "https://files.example/card.pdf", "filename": "card.pdf"},
+    ]
+
+    redacted = redact_message_parts(parts, ["card.number", "*.card.number"])
+
+    assert redacted == [
+        {"data": {"card": {"number": REDACTED, "holder": "ann"}}, "metadata": {"card": "kept"}},
+        {"data": [{"card": {"number": REDACTED}}]},
+        {"text": '{"card":{"number":"[REDACTED]"}}'},
+        {"text": "my card is 4111"},
+        {"url": "https://files.example/card.pdf", "filename": "card.pdf"},
+    ]
+    assert parts[0]["data"]["card"]["number"] == "4111"  # the input is untouched
+
+
+def test_file_parts_are_those_with_raw_bytes_or_a_url() -> None:
+    parts: list[Any] = [{"text": "hi"}, {"raw": "aGk=", "filename": "a.txt"}, {"data": {}}, {"url": "https://x/y"}]
+
+    assert file_parts(parts) == [1, 3]
+
+
+def test_message_size_is_compact_utf8_json_of_the_parts() -> None:
+    parts = [{"text": "é"}]
+
+    assert message_size(parts) == len('[{"text":"é"}]'.encode())
