@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_level != "debug":  # httpx logs every upstream request at INFO: debug detail for a gateway
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
+        for name in ("httpx", "httpx2"):  # a2a-sdk's client and mcp's
+            logging.getLogger(name).setLevel(logging.WARNING)
     environ = dict(os.environ)
     try:
         config: Config = load_config(config_path(args.config, environ), environ)
