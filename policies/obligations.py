@@ -49,7 +49,7 @@ class Obligations:
     """List actions: the ids the subject may see; None when the policy did not say."""
     audit_arguments: bool = True
     rate_class: str = ""
-    """Recorded with the decision and on its span; rates are not enforced yet (TODO(#3))."""
+    """Recorded with the decision and on its span; rates are not enforced yet (policies/README.md says so)."""
     redact_arguments: tuple[str, ...] = ()
     cap_arguments: Mapping[str, int | float] = field(default_factory=dict[str, int | float])
     require_pinned: bool = False
