@@ -31,12 +31,12 @@ import yaml
 from a2a.client import A2ACardResolver, Client, ClientConfig, ClientFactory
 from a2a.helpers import new_text_message
 from a2a.types import Role, SendMessageRequest
+from harness import meshgate_cli, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 FINANCE_AGENT = ROOT / "examples" / "agents" / "finance_agent.py"
 CALL_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 60.0
-STOP_GRACE_S = 5.0
 TARGET_ADDED_P50_MS = 2.0
 
 
@@ -80,26 +80,7 @@ def started(argv: list[str], announce: str, workdir: Path, name: str) -> Generat
                 raise RuntimeError(f"{name} did not announce {announce!r} (exit {process.poll()}):\n{tail}")
             time.sleep(0.02)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_GRACE_S)
-
-
-def meshgate_cli(config: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "meshgate", "-c", str(config), *args],
-        cwd=config.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"meshgate {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout
+        stop(process)
 
 
 def write_config(workdir: Path) -> Path:

@@ -29,6 +29,7 @@ from typing import Any
 
 import anyio
 import yaml
+from harness import meshgate_cli, stop
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -39,7 +40,6 @@ ECHO_SERVER = ROOT / "examples" / "upstreams" / "echo_server.py"
 TEXT = "hello, meshgate"
 CALL_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 30.0
-STOP_GRACE_S = 5.0
 
 # The issue's targets: added latency at c=1, share of direct throughput at c=32 (on 2 cores).
 TARGET_ADDED_P50_MS = 1.0
@@ -134,30 +134,6 @@ def started(
         yield process, line.rsplit(" ", 1)[-1]
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate, and kill if it has not exited after STOP_GRACE_S."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_GRACE_S)
-
-
-def meshgate_cli(config: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "meshgate", "-c", str(config), *args],
-        cwd=config.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"meshgate {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout
 
 
 def write_config(workdir: Path, echo_url: str, otlp_endpoint: str) -> Path:
