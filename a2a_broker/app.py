@@ -10,8 +10,12 @@ it must match. Which skill is asked for: `metadata["io.meshgate/skill"]` on the 
 target's only skill; the delegation chain rides in `metadata["io.meshgate/delegation"]`
 (`delegation.py`).
 
-Peers on A2A 0.3 (no `A2A-Version` header) are answered -32009 VersionNotSupported: the broker serves
-A2A 1.0 only (the SDK's 0.3 compat layer is not enabled: it would add legacy fields to the card).
+Peers on A2A 0.3 (no `A2A-Version` header, 0.3 method names and shapes) are served by the SDK's 0.3
+compatibility layer on the same URLs (JSON-RPC `message/send`, `message/stream`, `tasks/get`,
+`tasks/cancel`, `tasks/resubscribe`, `tasks/pushNotificationConfig/*`; HTTP+JSON `/v1/...`). 0.3 has no
+`tenant`, so such a peer names the target in message metadata `io.meshgate/agent`. The card lists only
+1.0 interfaces: the layer is enabled on the routes only, so the card carries no legacy 0.3 fields.
+A 1.0 method without the header is a 0.3 request for a method 0.3 does not have: -32009, as the SDK answers.
 """
 
 from __future__ import annotations
@@ -42,16 +46,19 @@ from starlette.routing import Mount, Route
 
 import meshgate
 from a2a_broker import wire_errors
+from a2a_broker.admin import AdminApi, AgentStore
 from a2a_broker.delegation import TaskOwners
 from a2a_broker.discovery import Discovery
 from a2a_broker.handler import AgentDirectory, BrokerRequestHandler
 from a2a_broker.identity import AuthenticatingContextBuilder
+from a2a_broker.metering import BrokerMeter
 from a2a_broker.policy import PolicyGate
 from a2a_broker.relay import Relay
 from meshgate.config import BrokerConfig
 from meshgate.identity import Authenticator
 from policies import PolicyDecisionPoint, PolicyEngine
 from registry.audit import AuditLog
+from registry.usage import UsageMeter
 
 
 @dataclass
@@ -66,6 +73,8 @@ class Broker:
     owned_audit: AuditLog | None = field(default=None)
     """Closed at shutdown when the broker created it (not when shared with the gateway)."""
     discovery: Discovery | None = None
+    admin: AdminApi | None = None
+    """`/admin/agents`: register, list and remove agents (action `a2a.admin`), when the directory is a store."""
     grpc_port: int | None = None
     """The gRPC binding's port once bound (when `broker.grpc_port` is set; `grpc_binding.py`)."""
     """`GET {path}/agents`: agents by skill, tag, media type and organisation, filtered by policy."""
@@ -89,7 +98,8 @@ class Broker:
                     else []
                 ),
             ],
-            capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+            # Push-notification configs are relayed to targets that support them (-32003 for the others).
+            capabilities=AgentCapabilities(streaming=True, push_notifications=True),
             security_schemes={
                 "bearer": SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(scheme="Bearer")),
                 "apiKey": SecurityScheme(
@@ -127,12 +137,18 @@ class Broker:
         path = self.config.path.rstrip("/")
         routes = [
             *create_agent_card_routes(self.card(), card_modifier=current_card),
-            *create_jsonrpc_routes(self.handler, rpc_url=f"{path}/jsonrpc", context_builder=builder),
+            *create_jsonrpc_routes(
+                self.handler, rpc_url=f"{path}/jsonrpc", context_builder=builder, enable_v0_3_compat=True
+            ),
             # Mounted rather than `path_prefix`: the SDK mounts its `/{tenant}` routes *before* the prefix
             # (`/{tenant}{prefix}/message:send`) while its client sends `{url}/{tenant}/message:send`.
-            Mount(f"{path}/rest", routes=create_rest_routes(self.handler, context_builder=builder)),
+            Mount(
+                f"{path}/rest",
+                routes=create_rest_routes(self.handler, context_builder=builder, enable_v0_3_compat=True),
+            ),
             Route("/healthz", self.healthz, methods=["GET"]),
             *(self.discovery.routes(path) if self.discovery is not None else []),
+            *(self.admin.routes() if self.admin is not None else []),
         ]
 
         @asynccontextmanager
@@ -168,15 +184,27 @@ def build_broker(
     *,
     allow_anonymous: bool,
     owns_audit: bool = False,
+    meter: UsageMeter | None = None,
+    metered_agents: frozenset[str] = frozenset(),
 ) -> Broker:
-    """Wire a broker. `engine` and `audit` are normally the gateway's, so one bundle and one log serve both."""
+    """Wire a broker. `engine`, `audit` and `meter` are normally the gateway's, so one bundle, one log and one
+    meter serve both; `metered_agents` are the model agents whose reported token usage is recorded."""
     wire_errors.register()
     pdp = PolicyDecisionPoint(engine, query=config.query)
     http = httpx.AsyncClient(timeout=httpx.Timeout(config.relay_timeout_s))
     relay = Relay(http, timeout_s=config.relay_timeout_s, credentials=config.credentials)
     gate = PolicyGate(pdp, audit, max_message_bytes=config.max_message_bytes)
-    handler = BrokerRequestHandler(directory, gate, relay, TaskOwners(), allow_anonymous=allow_anonymous)
+    handler = BrokerRequestHandler(
+        directory,
+        gate,
+        relay,
+        TaskOwners(),
+        allow_anonymous=allow_anonymous,
+        meter=BrokerMeter(meter, metered_agents),
+    )
     base_url = f"http://{config.host}:{config.port}"
     broker = Broker(config, handler, authenticator, relay, http, base_url, audit if owns_audit else None)
     broker.discovery = Discovery(directory, gate, authenticator, allow_anonymous=allow_anonymous)
+    if isinstance(directory, AgentStore):
+        broker.admin = AdminApi(directory, gate, authenticator, allow_anonymous=allow_anonymous)
     return broker

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
 import jwt
@@ -331,3 +331,42 @@ def agent_record(
         signed=signed,
         registered_at=registered_at,
     )
+
+
+class AgentRegistry(Protocol):
+    """Where a registration is stored (the registry store satisfies it)."""
+
+    def add_agent(self, record: AgentRecord, *, replace: bool = False) -> None: ...
+
+
+def register_card(
+    store: AgentRegistry,
+    agent_id: str,
+    card_json: str,
+    *,
+    card_url: str = "",
+    organization: str = "",
+    jwks: PyJWKSet | None = None,
+    replace: bool = False,
+    registered_at: str,
+) -> AgentRecord:
+    """Check a card (`agent_record`, with `jwks` trusted for its organisation) and store it verbatim.
+
+    The one registration path of `meshgate agents add` and the broker's admin API.
+
+    Raises:
+        ConfigError, CardInvalid, CardSignatureInvalid: see `agent_record`; AlreadyExists: the id is
+            taken and `replace` is False. Nothing is stored then.
+    """
+    org = organization or card_organization(parse_card(card_json))
+    trusted = {org: jwks} if jwks is not None and org else None
+    record = agent_record(
+        agent_id,
+        card_json,
+        card_url=card_url,
+        organization=organization,
+        trusted_keys=trusted,
+        registered_at=registered_at,
+    )
+    store.add_agent(record, replace=replace)
+    return record

@@ -35,6 +35,8 @@ SCOPES_KEY = "io.meshgate/scopes"
 """Message metadata: the scopes the sender grants this hop; absent means the previous hop's (or none)."""
 SEAL_KEY = "io.meshgate/delegation-seal"
 """Message metadata: the broker's seal over `DELEGATION_KEY`; a delegating agent sends both back unchanged."""
+AGENT_KEY = "io.meshgate/agent"
+"""Message metadata: the target agent's id, for A2A 0.3 peers, whose requests have no `tenant` field."""
 
 
 class DelegationInvalid(ValueError):
@@ -149,6 +151,10 @@ class TaskOwners:
         self._entries[task_id] = entry
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
+
+    def owned_by(self, owner: str) -> list[tuple[str, TaskEntry]]:
+        """Every task `owner` created, newest first (what ListTasks may show it)."""
+        return [(task_id, e) for task_id, e in reversed(self._entries.items()) if e.owner == owner]
 
     def owned(self, task_id: str, owner: str) -> TaskEntry | None:
         """The task's entry when `owner` created it; None when it is unknown or someone else's (alike)."""

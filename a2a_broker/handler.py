@@ -3,17 +3,20 @@
 Per call: principal (from the call context) → target agent (the A2A `tenant` field names it) →
 task ownership → decision (`PolicyGate`, fail closed) → relay to the target with the broker's own
 credentials → answer relayed back (streams event by event) → audit with the outcome. Meshgate errors
-leave as A2A errors (`wire_errors`). Push notifications, ListTasks and the extended card are not
-offered yet: their methods answer the A2A error the spec names for an unsupported operation.
+leave as A2A errors (`wire_errors`). ListTasks lists the caller's own tasks (each read from its agent
+and decided as a task get); push-notification configs are relayed, owner-only like tasks, to a target
+whose card declares `capabilities.pushNotifications` (else -32003). The broker has no extended card.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
+import base64
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
+from a2a.client import Client, ClientCallContext
 from a2a.server.context import ServerCallContext
 from a2a.server.events import Event
 from a2a.server.request_handlers import RequestHandler
@@ -36,6 +39,7 @@ from a2a.types import (
     TaskPushNotificationConfig,
 )
 from a2a.utils.errors import (
+    A2AError,
     InvalidParamsError,
     PushNotificationNotSupportedError,
     TaskNotFoundError,
@@ -44,6 +48,7 @@ from a2a.utils.errors import (
 from google.protobuf.json_format import MessageToDict
 
 from a2a_broker.delegation import (
+    AGENT_KEY,
     DELEGATION_KEY,
     SEAL_KEY,
     ChainSeal,
@@ -57,6 +62,7 @@ from a2a_broker.delegation import (
     task_resource,
 )
 from a2a_broker.identity import PrincipalUser
+from a2a_broker.metering import BrokerMeter
 from a2a_broker.obligations import screen_message
 from a2a_broker.policy import CallInfo, Check, PolicyGate
 from a2a_broker.relay import Relay, Target, parse_card
@@ -88,9 +94,17 @@ class _Resolved:
 
 class BrokerRequestHandler(RequestHandler):
     def __init__(
-        self, directory: AgentDirectory, gate: PolicyGate, relay: Relay, owners: TaskOwners, *, allow_anonymous: bool
+        self,
+        directory: AgentDirectory,
+        gate: PolicyGate,
+        relay: Relay,
+        owners: TaskOwners,
+        *,
+        allow_anonymous: bool,
+        meter: BrokerMeter | None = None,
     ) -> None:
         self._directory = directory
+        self._meter = meter or BrokerMeter(None, frozenset())
         self._gate = gate
         self._relay = relay
         self._owners = owners
@@ -105,6 +119,7 @@ class BrokerRequestHandler(RequestHandler):
             try:
                 response = await self._relay.send(resolved.target, forwarded)
                 self._remember(response, resolved, check)
+                self._meter.observe(resolved.record.agent_id, check, _event(response))
                 outcome = "ok"
             except MeshError as exc:
                 outcome = exc.code
@@ -118,7 +133,8 @@ class BrokerRequestHandler(RequestHandler):
     ) -> AsyncGenerator[Event]:
         with _on_the_wire():
             resolved, check, forwarded = self._message_call("a2a.message/stream", params, context)
-        async for event in self._relayed(self._relay.stream(resolved.target, forwarded), resolved, check):
+        stream = self._relay.stream(resolved.target, forwarded)
+        async for event in self._relayed(stream, resolved, check, metered=True):
             yield event
 
     # Tasks
@@ -149,41 +165,111 @@ class BrokerRequestHandler(RequestHandler):
             yield event
 
     async def on_list_tasks(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
-        raise UnsupportedOperationError("ListTasks is not offered by the broker; get each task by id")
+        # Spec §3.1.4/§13.1: only the caller's own tasks. Each is read from its agent now (current state) and
+        # decided as a task get; one the policy no longer allows, or whose agent is gone, is left out.
+        with _on_the_wire():
+            principal = self._principal(context)
+            size = params.page_size if params.HasField("page_size") else _PAGE_SIZE
+            if not 1 <= size <= _MAX_PAGE_SIZE or (params.HasField("history_length") and params.history_length < 0):
+                raise InvalidParamsError(f"pageSize must be 1..{_MAX_PAGE_SIZE} and historyLength not negative")
+            offset = _page_offset(params.page_token)
+            tasks: list[Task] = []
+            for task_id, entry in self._owners.owned_by(owner_key(principal)):
+                if params.tenant and params.tenant != entry.agent_id:
+                    continue
+                task = await self._listed_task(task_id, entry.agent_id, params, context)
+                if task is not None and _listed(task, params):
+                    tasks.append(task)
+        tasks.sort(key=lambda t: t.status.timestamp.ToNanoseconds(), reverse=True)
+        page = tasks[offset : offset + size]
+        for task in page:
+            if not params.include_artifacts:
+                task.ClearField("artifacts")
+        more = offset + size < len(tasks)
+        return ListTasksResponse(
+            tasks=page,
+            next_page_token=_page_token(offset + size) if more else "",
+            page_size=size,
+            total_size=len(tasks),
+        )
 
-    # Not offered yet: push notifications (the broker would have to relay the callbacks), extended card.
+    async def _listed_task(
+        self, task_id: str, agent_id: str, params: ListTasksRequest, context: ServerCallContext
+    ) -> Task | None:
+        request = GetTaskRequest(id=task_id)
+        if params.HasField("history_length"):
+            request.history_length = params.history_length
+        try:
+            resolved, check = self._task_call("a2a.tasks/get", task_id, agent_id, context)
+        except (MeshError, TaskNotFoundError):
+            return None
+        try:
+            return await self._relayed_call(self._relay.get_task(resolved.target, request), check)
+        except (MeshError, A2AError):  # the agent is gone or forgot the task: not listed
+            return None
+
+    # Push-notification configs: relayed to a target that supports them, owner-only like tasks.
     async def on_create_task_push_notification_config(
         self, params: TaskPushNotificationConfig, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
-        raise PushNotificationNotSupportedError
+        def call(client: Client, ctx: ClientCallContext) -> Awaitable[TaskPushNotificationConfig]:
+            return client.create_task_push_notification_config(_untenanted(params), context=ctx)
+
+        return await self._push_call("a2a.tasks/pushNotificationConfig/create", params, call, context)
 
     async def on_get_task_push_notification_config(
         self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
-        raise PushNotificationNotSupportedError
+        def call(client: Client, ctx: ClientCallContext) -> Awaitable[TaskPushNotificationConfig]:
+            return client.get_task_push_notification_config(_untenanted(params), context=ctx)
+
+        return await self._push_call("a2a.tasks/pushNotificationConfig/get", params, call, context)
 
     async def on_list_task_push_notification_configs(
         self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
     ) -> ListTaskPushNotificationConfigsResponse:
-        raise PushNotificationNotSupportedError
+        def call(client: Client, ctx: ClientCallContext) -> Awaitable[ListTaskPushNotificationConfigsResponse]:
+            return client.list_task_push_notification_configs(_untenanted(params), context=ctx)
+
+        return await self._push_call("a2a.tasks/pushNotificationConfig/list", params, call, context)
 
     async def on_delete_task_push_notification_config(
         self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> None:
-        raise PushNotificationNotSupportedError
+        def call(client: Client, ctx: ClientCallContext) -> Awaitable[None]:
+            return client.delete_task_push_notification_config(_untenanted(params), context=ctx)
+
+        await self._push_call("a2a.tasks/pushNotificationConfig/delete", params, call, context)
+
+    async def _push_call(
+        self,
+        action: str,
+        params: _PushParams,
+        call: Callable[[Client, ClientCallContext], Awaitable[T]],
+        context: ServerCallContext,
+    ) -> T:
+        with _on_the_wire():
+            resolved, check = self._task_call(action, params.task_id, params.tenant, context)
+            if not resolved.card.capabilities.push_notifications:
+                check.record(PUSH_UNSUPPORTED)
+                raise PushNotificationNotSupportedError
+            return await self._relayed_call(self._relay.call(resolved.target, call), check)
 
     async def on_get_extended_agent_card(
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
     ) -> AgentCard:
+        # The broker's card does not declare `capabilities.extendedAgentCard`: spec §3.3.4 names this error.
         raise UnsupportedOperationError("the broker has no extended agent card")
 
     # Steps
     def _message_call(
         self, action: str, params: SendMessageRequest, context: ServerCallContext
     ) -> tuple[_Resolved, Check, SendMessageRequest]:
-        resolved = self._resolve(params.tenant, context)
-        principal = resolved.principal
         metadata: dict[str, Any] = MessageToDict(params.message.metadata)
+        # A2A 0.3 requests have no `tenant`: such a peer names the agent in message metadata instead.
+        agent = params.tenant or context.tenant or str(metadata.get(AGENT_KEY, ""))
+        resolved = self._resolve(agent, context)
+        principal = resolved.principal
         if params.message.task_id and self._owners.owned(params.message.task_id, owner_key(principal)) is None:
             raise TaskNotFoundError  # continuing someone else's task: as if it did not exist
         try:
@@ -204,7 +290,10 @@ class BrokerRequestHandler(RequestHandler):
         forwarded = SendMessageRequest()
         forwarded.CopyFrom(params)
         forwarded.tenant = ""  # the target's interface supplies its own tenant
-        forwarded.configuration.ClearField("task_push_notification_config")  # not relayed (see module doc)
+        if forwarded.configuration.HasField("task_push_notification_config"):
+            if not resolved.card.capabilities.push_notifications:
+                check.record(PUSH_UNSUPPORTED)
+                raise PushNotificationNotSupportedError
         hops: list[Any] = [dict(hop) for hop in chain]
         forwarded.message.metadata.update({DELEGATION_KEY: hops, SEAL_KEY: self._seal.of(chain)})
         screen_message(check, forwarded.message)  # obligations: may refuse, or redact what is relayed
@@ -263,12 +352,12 @@ class BrokerRequestHandler(RequestHandler):
             entry = TaskEntry(owner_key(resolved.principal), resolved.record.agent_id, _skill_of(check))
             self._owners.remember(task_id, entry)
 
-    async def _relayed_call(self, call: Any, check: Check) -> Task:
+    async def _relayed_call(self, call: Awaitable[T], check: Check) -> T:
         outcome = "error"
         try:
-            task: Task = await call
+            answer = await call
             outcome = "ok"
-            return task
+            return answer
         except MeshError as exc:
             outcome = exc.code
             raise
@@ -276,13 +365,17 @@ class BrokerRequestHandler(RequestHandler):
             check.record(outcome)
 
     async def _relayed(
-        self, stream: AsyncIterator[StreamResponse], resolved: _Resolved, check: Check
+        self, stream: AsyncIterator[StreamResponse], resolved: _Resolved, check: Check, *, metered: bool = False
     ) -> AsyncGenerator[Event]:
+        """Relay a target's events. `metered`: the message stream itself, where a model's usage is counted
+        (a resubscription sees the same final event again and must not count it twice)."""
         outcome = "disconnected"
         try:
             async for response in stream:
                 event = _event(response)
                 self._remember(event, resolved, check)
+                if metered:
+                    self._meter.observe(resolved.record.agent_id, check, event)
                 yield event
             outcome = "ok"
         except MeshError as exc:
@@ -298,6 +391,50 @@ def _on_the_wire() -> Generator[None]:
         yield
     except MeshError as exc:
         raise to_a2a_error(exc) from exc
+
+
+_PAGE_SIZE = 50
+_MAX_PAGE_SIZE = 100
+PUSH_UNSUPPORTED = "push_notification_not_supported"
+"""The audit outcome of an allowed call refused because the target has no push notifications."""
+T = TypeVar("T")
+_PushParams = (
+    TaskPushNotificationConfig
+    | GetTaskPushNotificationConfigRequest
+    | ListTaskPushNotificationConfigsRequest
+    | DeleteTaskPushNotificationConfigRequest
+)
+_Untenanted = TypeVar("_Untenanted", bound=_PushParams)
+
+
+def _untenanted(params: _Untenanted) -> _Untenanted:
+    forwarded = type(params)()
+    forwarded.MergeFromString(params.SerializeToString())  # CopyFrom's stubs reject a union-bound TypeVar
+    forwarded.tenant = ""  # the target's interface supplies its own tenant
+    return forwarded
+
+
+def _page_offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        return int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("offset:"))
+    except ValueError:
+        raise InvalidParamsError("pageToken is not one this broker issued") from None
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _listed(task: Task, params: ListTasksRequest) -> bool:
+    if params.context_id and task.context_id != params.context_id:
+        return False
+    if params.status and task.status.state != params.status:
+        return False
+    if not params.HasField("status_timestamp_after"):
+        return True
+    return task.status.timestamp.ToNanoseconds() > params.status_timestamp_after.ToNanoseconds()
 
 
 def _call_info(context: ServerCallContext) -> CallInfo:

@@ -2,8 +2,9 @@
 
 The rules live in `policies/obligations.py` (pure, on A2A JSON); this adapter applies them to the SDK's
 protobuf message. Order: `deny_file_parts`, then `max_message_bytes` (both on the message as the caller
-sent it), then `redact_parts`. A refusal is audited with the allowing decision and the refusal's code as
-its outcome, as the gateway does for `require_pinned`.
+sent it), then `max_tokens` (set as message metadata `io.meshgate/max_tokens`, which the model agents of
+`inference_node/a2a_agent.py` obey), then `redact_parts`. A refusal is audited with the allowing decision
+and the refusal's code as its outcome, as the gateway does for `require_pinned`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from google.protobuf.json_format import ParseDict
 from a2a_broker.policy import Check
 from meshgate.errors import MeshError, PayloadTooLarge, PolicyDenied
 from policies.obligations import Obligations, file_parts, redact_message_parts
+
+MAX_TOKENS_META_KEY = "io.meshgate/max_tokens"
 
 
 def screen_message(check: Check, message: Message) -> None:
@@ -41,6 +44,8 @@ def screen_message(check: Check, message: Message) -> None:
     if refusal is not None:
         check.record(refusal.code)
         raise refusal
+    if obligations.max_tokens is not None:  # a model agent (ours) lowers its generation budget to this
+        message.metadata.update({MAX_TOKENS_META_KEY: obligations.max_tokens})
     if not obligations.redact_parts:
         return
     redacted = redact_message_parts(parts, obligations.redact_parts)

@@ -94,6 +94,11 @@ class Relay:
         client = self._client(target, streaming=False)
         return await self._bounded(client.cancel_task(request, context=self._context(target)))
 
+    async def call(self, target: Target, call: Callable[[Client, ClientCallContext], Awaitable[T]]) -> T:
+        """Any other unary call on the target's client (push-notification configs), bounded like the rest."""
+        client = self._client(target, streaming=False)
+        return await self._bounded(call(client, self._context(target)))
+
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.close()

@@ -91,6 +91,9 @@ A2A_ERROR: dict[type[errors.MeshError], type[A2AError]] = {
     errors.UpstreamTimeout: TargetTimeoutError,
     errors.UpstreamError: TargetError,
     errors.Unauthenticated: UnauthenticatedError,
+    errors.ModelNotFound: AgentNotFoundError,
+    errors.NodeUnavailable: TargetUnavailableError,
+    errors.EngineError: TargetError,
 }
 """Every `MeshError` class -> the A2A error it leaves the broker as (a test checks completeness)."""
 

@@ -33,6 +33,7 @@ from policies.watcher import BundleWatcher, ReloadableEngine
 from registry.audit import AuditLog
 from registry.models import UpstreamServer
 from registry.store import RegistryStore
+from registry.usage import UsageMeter
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Gateway:
     audit: AuditLog
     authenticator: Authenticator
     server: Server[Any]
+    meter: UsageMeter
+    """Tokens spent through the model tools, per caller (`meshgate usage`); shared with the broker."""
     watchers: dict[str, BundleWatcher] = field(default_factory=dict[str, BundleWatcher])
     """Hot reload of the `live` and `shadow` bundles (empty when `policy.watch` is off)."""
 
@@ -67,6 +70,7 @@ class Gateway:
                     tg.cancel_scope.cancel()
             finally:
                 self.audit.close()
+                self.meter.close()
 
         app = Starlette(routes=[Route("/healthz", self._health), Mount("/", app=mcp_app)], lifespan=lifespan)
         app.add_middleware(AuthenticationMiddleware, authenticator=self.authenticator, protected_prefix=gw.path)
@@ -90,6 +94,8 @@ class Gateway:
                 "last_reload": self._last_reload("live"),
             },
         }
+        if self.config.inference.enabled:  # what the model tools route to: the nodes as registered
+            body["nodes"] = [asdict(node) for node in self.store.list_nodes()]
         if self.pdp.shadow is not None:
             shadow = {"revision": self.pdp.shadow.revision, **self.pdp.shadow_stats()}
             body["policy"]["shadow"] = {**shadow, "last_reload": self._last_reload("shadow")}
@@ -170,8 +176,14 @@ def build_gateway(config: Config, store: RegistryStore) -> Gateway:
         # "this list changed", and the refetch that follows is decided and filtered like any list.
         on_subscriptions_listen=ListenHandler(federation.bus),
     )
-    server.middleware.append(PolicyMiddleware(federation, pdp, audit, allow_anonymous=identity.allow_anonymous))
-    return Gateway(config, store, federation, pdp, audit, authenticator, server, _watchers(config, pdp))
+    meter = UsageMeter(store)
+    models = frozenset(m.id for m in config.inference.models if m.tool and config.inference.enabled)
+    server.middleware.append(
+        PolicyMiddleware(
+            federation, pdp, audit, allow_anonymous=identity.allow_anonymous, meter=meter, metered_servers=models
+        )
+    )
+    return Gateway(config, store, federation, pdp, audit, authenticator, server, meter, _watchers(config, pdp))
 
 
 def _watchers(config: Config, pdp: PolicyDecisionPoint) -> dict[str, BundleWatcher]:

@@ -32,19 +32,22 @@ from policies.input import PolicyInput, ResourceDoc, ResultDoc, audited_input, s
 from policies.obligations import (
     Obligations,
     cap_arguments,
+    limit_max_tokens,
     redact,
     redact_tool_result,
     result_size,
     withheld_result,
 )
 from registry.audit import AuditLog
-from registry.models import AuditRecord
+from registry.models import AuditRecord, UsageRecord
+from registry.usage import UsageMeter
 
 logger = logging.getLogger(__name__)
 
 DECISION_META_KEY = "io.meshgate/decision_id"
 RESULT_DECISION_META_KEY = "io.meshgate/result_decision_id"
 RESULT_ACTION = "mcp.tools/result"
+USAGE_META_KEY = "io.meshgate/usage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +77,17 @@ class PolicyMiddleware:
         audit: AuditLog,
         *,
         allow_anonymous: bool,
+        meter: UsageMeter | None = None,
+        metered_servers: frozenset[str] = frozenset(),
     ) -> None:
-        """`catalog` is any object with a current `.catalog` snapshot (the Federation)."""
+        """`catalog` is any object with a current `.catalog` snapshot (the Federation). Results of tools of
+        `metered_servers` (the model fronts, which meshgate runs) are metered from their `io.meshgate/usage`."""
         self._source = catalog
         self._pdp = pdp
         self._audit = audit
         self._allow_anonymous = allow_anonymous
+        self._meter = meter
+        self._metered_servers = metered_servers
         self._validators: dict[str, tuple[Mapping[str, Any], Validator]] = {}
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -140,6 +148,8 @@ class PolicyMiddleware:
         obligations = Obligations.parse(decision.obligations)
         # What the upstream gets, and what the audit log may keep: never the redacted values.
         forwarded = redact(cap_arguments(arguments, obligations.cap_arguments), obligations.redact_arguments)
+        if obligations.max_tokens is not None:
+            forwarded = limit_max_tokens(forwarded, obligations.max_tokens, _schema_default(entry, "max_tokens"))
         outcome = "error"
         try:
             if obligations.require_pinned and not entry.pinned:
@@ -152,6 +162,8 @@ class PolicyMiddleware:
                 ctx = replace(ctx, params={**params, "arguments": forwarded})
             result = await call_next(ctx)
             outcome = "tool_error" if _is_tool_error(result) else "ok"
+            if self._meter is not None and entry.server in self._metered_servers:
+                self._meter_usage(ctx, decision, result)
             if ctx.method == "tools/call":
                 result = self._screen_result(ctx, resource, forwarded, result)
             return _stamp(result, decision.decision_id)
@@ -205,6 +217,31 @@ class PolicyMiddleware:
         wire = {**wire, "_meta": stamped}
         # Back to the handler's model, so the runner serializes it for the caller's protocol revision.
         return type(result).model_validate(wire) if isinstance(result, types.Result) else wire
+
+    def _meter_usage(self, ctx: ServerRequestContext[Any, Any], decision: Decision, result: HandlerResult) -> None:
+        """Record the tokens a model front reports in its result's `_meta` against the caller."""
+        wire = _wire(result)
+        meta = wire.get("_meta") if wire is not None else None
+        usage = cast(dict[str, Any], meta).get(USAGE_META_KEY) if isinstance(meta, dict) else None
+        if not isinstance(usage, dict) or self._meter is None:
+            return
+        usage = cast(dict[str, Any], usage)
+        principal = self._principal(ctx)
+        span_context = trace.get_current_span().get_span_context()
+        self._meter.record(
+            UsageRecord(
+                time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                subject=principal.subject,
+                tenant=principal.tenant,
+                model=str(usage.get("model", "")),
+                node=str(usage.get("node", "")),
+                prompt_tokens=_count(usage.get("prompt_tokens")),
+                completion_tokens=_count(usage.get("completion_tokens")),
+                via="mcp",
+                decision_id=decision.decision_id,
+                trace_id=f"{span_context.trace_id:032x}" if span_context.trace_id else "",
+            )
+        )
 
     def _validate(self, entry: CatalogEntry, arguments: dict[str, Any]) -> None:
         schema = entry.input_schema
@@ -325,6 +362,16 @@ def _wire(result: HandlerResult) -> dict[str, Any] | None:
     if isinstance(result, types.Result):
         return result.model_dump(by_alias=True, mode="json", exclude_none=True)
     return None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _schema_default(entry: CatalogEntry, argument: str) -> object:
+    properties = entry.input_schema.get("properties") if entry.input_schema else None
+    spec = cast(dict[str, Any], properties).get(argument) if isinstance(properties, dict) else None
+    return cast(dict[str, Any], spec).get("default") if isinstance(spec, dict) else None
 
 
 def _is_tool_error(result: HandlerResult) -> bool:

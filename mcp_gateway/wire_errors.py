@@ -40,6 +40,10 @@ JSONRPC_CODE: dict[type[errors.MeshError], int] = {
     errors.PayloadTooLarge: -32035,
     errors.Unauthenticated: -32036,
     errors.ToolNotPinned: -32037,
+    # Inference errors reach MCP clients as the model tool's error result (inference_node/mcp_server.py).
+    errors.ModelNotFound: INVALID_PARAMS,
+    errors.NodeUnavailable: -32032,
+    errors.EngineError: -32034,
 }
 
 

@@ -8,14 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from meshgate.config import Config, load_config
+from meshgate.config import Config, load_config, registry_url
 from meshgate.errors import MeshError
 
 DEFAULT_CONFIG = "meshgate.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from meshgate.commands import agents, audit, keys, policy, servers, up
+    from meshgate.commands import agents, audit, keys, node, nodes, policy, servers, up, usage
 
     parser = argparse.ArgumentParser(
         prog="meshgate",
@@ -34,9 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     servers.add_parser(sub)
     agents.add_parser(sub)
     audit.add_parser(sub)
+    usage.add_parser(sub)
+    nodes.add_parser(sub)
     keys.add_parser(sub)
     keys.add_tenants_parser(sub)
     policy.add_parser(sub)
+    node.add_parser(sub)
     return parser
 
 
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         config: Config = load_config(config_path(args.config, environ), environ)
         from registry import open_store
 
-        store = open_store(_store_url(config))
+        store = open_store(registry_url(config))
         try:
             return int(args.handler(args, store, config))
         finally:
@@ -70,17 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def _store_url(config: Config) -> str:
-    """Relative SQLite paths resolve against the config file's directory, which is created if needed."""
-    url = config.registry.url
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
-        path = Path(config.base_dir, url[len(prefix) :])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return prefix + str(path)
-    return url
 
 
 if __name__ == "__main__":

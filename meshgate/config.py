@@ -162,6 +162,51 @@ class AgentConfig(_Model):
         return url
 
 
+class InferenceNodeConfig(_Model):
+    """A node `meshgate up` launches (`meshgate node`): one model on one engine, registered in the registry."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    model: str = Field(default="smollm2", pattern=NAME_PATTERN)
+    engine: Literal["llama.cpp", "vllm"] = "llama.cpp"
+    weights: str = ""
+    """A GGUF file (llama.cpp) or a model directory (vLLM); "" = the model's built-in weights (smollm2)."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    """Its gRPC port; 0 picks a free one (the node registers the address it bound)."""
+    capacity: int = Field(default=1, ge=1)
+    enabled: bool = True
+
+
+class ModelFrontConfig(_Model):
+    """How a model served by the nodes shows up in the mesh: tool `<id>_generate` and A2A agent `<id>`."""
+
+    id: str = Field(pattern=NAME_PATTERN)
+    tool: bool = True
+    """Federate it in the gateway as upstream `<id>` (stdio), tool `generate`."""
+    agent_port: int | None = Field(default=None, ge=1, le=65535)
+    """Register it with the broker as agent `<id>`, served on this port; None: no agent."""
+    organization: str = "meshgate"
+    """The agent card's provider organisation: what the A2A policy's grants name."""
+
+
+class InferenceConfig(_Model):
+    """Inference nodes (`inference_node/`): `meshgate up` launches `nodes`, and fronts each of `models`."""
+
+    enabled: bool = False
+    routing: Literal["affinity", "round-robin"] = "affinity"
+    nodes: tuple[InferenceNodeConfig, ...] = ()
+    models: tuple[ModelFrontConfig, ...] = ()
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_node_names(cls, nodes: tuple[InferenceNodeConfig, ...]) -> tuple[InferenceNodeConfig, ...]:
+        names = [n.name for n in nodes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate node names: {', '.join(dupes)}")
+        return nodes
+
+
 class Config(_Model):
     gateway: GatewayConfig = GatewayConfig()
     broker: BrokerConfig = BrokerConfig()
@@ -172,6 +217,7 @@ class Config(_Model):
     upstreams: tuple[UpstreamConfig, ...] = ()
     agents: tuple[AgentConfig, ...] = ()
     """A2A agents registered (and launched) by the broker at start; ignored while `broker.enabled` is false."""
+    inference: InferenceConfig = InferenceConfig()
     base_dir: str = ""
     """Directory relative paths are resolved against: the config file's directory."""
 
@@ -264,3 +310,15 @@ def resolve_argv(argv: tuple[str, ...], base_dir: str) -> list[str]:
     head = sys.executable if argv[0] in ("python", "python3") else argv[0]
     rest = [str(Path(base_dir, a)) if a.endswith(".py") and not Path(a).is_absolute() else a for a in argv[1:]]
     return [head, *rest]
+
+
+def registry_url(config: Config) -> str:
+    """The registry URL with a relative SQLite path made absolute (against the config file's directory, which
+    is created if needed), so child processes (nodes, model fronts) open the same file wherever they run."""
+    url = config.registry.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        path = Path(config.base_dir, url[len(prefix) :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    return url

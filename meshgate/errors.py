@@ -125,6 +125,25 @@ class CardSignatureInvalid(MeshError):
     message = "the agent card's signature does not verify"
 
 
+class ModelNotFound(MeshError):
+    code = "model_not_found"
+    message = "no inference node serves that model"
+
+
+class NodeUnavailable(MeshError):
+    """No node serving the model answers, or the node died mid-generation."""
+
+    code = "node_unavailable"
+    message = "no inference node for that model is available"
+
+
+class EngineError(MeshError):
+    """The model engine failed a generation; the node keeps serving."""
+
+    code = "engine_error"
+    message = "the model engine failed"
+
+
 class RegistryError(MeshError):
     code = "registry_error"
     message = "registry operation failed"

@@ -1,12 +1,14 @@
-"""OpenTelemetry SDK wiring for the CLI: library code uses only the API, this installs a provider.
+"""OpenTelemetry SDK wiring for the CLI: library code uses only the API, this installs the providers.
 
-`none` installs nothing (spans are no-ops), `console` prints spans, `otlp` exports over HTTP
-(the `otlp` extra, imported only here).
+`none` installs nothing (spans and metrics are no-ops), `console` prints them, `otlp` exports over
+HTTP (the `otlp` extra, imported only here). Traces and metrics share the one exporter setting.
 """
 
 from __future__ import annotations
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -23,6 +25,37 @@ def configure_tracing(config: TelemetryConfig) -> TracerProvider | None:
     provider.add_span_processor(_processor(_exporter(config)))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def configure_metrics(config: TelemetryConfig, *, export_interval_s: float = 60.0) -> MeterProvider | None:
+    """Install a global meter provider per config (the usage meter's token counters); returns it for shutdown.
+
+    OTLP metrics go to the traces endpoint's sibling path (`/v1/traces` -> `/v1/metrics`), the
+    collector's convention, so one `otlp_endpoint` setting serves both signals.
+    """
+    if config.exporter == "none":
+        return None
+    reader = PeriodicExportingMetricReader(_metric_exporter(config), export_interval_millis=export_interval_s * 1000)
+    provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": config.service_name}))
+    metrics.set_meter_provider(provider)
+    return provider
+
+
+def metrics_endpoint(traces_endpoint: str) -> str:
+    """The OTLP/HTTP metrics URL beside a traces URL; any other URL is used as it is."""
+    if traces_endpoint.endswith("/v1/traces"):
+        return traces_endpoint.removesuffix("/v1/traces") + "/v1/metrics"
+    return traces_endpoint
+
+
+def _metric_exporter(config: TelemetryConfig) -> MetricExporter:
+    if config.exporter == "console":
+        return ConsoleMetricExporter()
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    except ImportError as exc:
+        raise MissingDependency("opentelemetry-exporter-otlp-proto-http", "otlp") from exc
+    return OTLPMetricExporter(endpoint=metrics_endpoint(config.otlp_endpoint))
 
 
 def _exporter(config: TelemetryConfig) -> SpanExporter:

@@ -64,6 +64,8 @@ class ResourceDoc(TypedDict):
     servers: NotRequired[dict[str, str]]
     agents: NotRequired[dict[str, AgentDoc]]
     """`a2a.agents/discover`: candidate agent id -> its organisation and skill ids."""
+    operation: NotRequired[str]
+    """`a2a.admin`: what is done to the agent registry (`add`, `list`, `remove`)."""
 
 
 class ContextDoc(TypedDict):

@@ -33,6 +33,7 @@ PHASES: dict[str, frozenset[str] | None] = {
     "redact_parts": MESSAGE_ACTIONS,
     "deny_file_parts": MESSAGE_ACTIONS,
     "max_message_bytes": MESSAGE_ACTIONS,
+    "max_tokens": frozenset({"mcp.tools/call"}) | MESSAGE_ACTIONS,
 }
 """Every obligation the mesh knows, and the actions whose decisions may carry it."""
 
@@ -58,6 +59,9 @@ class Obligations:
     redact_parts: tuple[str, ...] = ()
     deny_file_parts: bool = False
     max_message_bytes: int | None = None
+    max_tokens: int | None = None
+    """Model calls: the most tokens a generation may produce (the tool's `max_tokens` argument, or the
+    model agent's budget); a larger or absent request is lowered to it."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], action: str | None = None) -> Obligations:
@@ -95,6 +99,9 @@ class Obligations:
         max_message_bytes = raw.get("max_message_bytes")
         if max_message_bytes is not None and (not _is_int(max_message_bytes) or max_message_bytes < 0):
             raise ObligationError("obligations.max_message_bytes must be a non-negative integer")
+        max_tokens = raw.get("max_tokens")
+        if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
+            raise ObligationError("obligations.max_tokens must be a positive integer")
         caps = raw.get("cap_arguments", {})
         if not isinstance(caps, dict) or not all(
             isinstance(k, str) and _is_number(v) for k, v in cast(dict[Any, Any], caps).items()
@@ -112,7 +119,18 @@ class Obligations:
             redact_parts=_paths(raw, "redact_parts"),
             deny_file_parts=deny_file_parts,
             max_message_bytes=cast(int | None, max_message_bytes),
+            max_tokens=cast(int | None, max_tokens),
         )
+
+
+def limit_max_tokens(arguments: Mapping[str, Any], limit: int, default: object = None) -> dict[str, Any]:
+    """A copy of a model tool's arguments whose `max_tokens` (or, when absent, the tool's `default`) is at
+    most `limit`: an absent budget whose default exceeds the limit is set to the limit explicitly."""
+    limited = dict(arguments)
+    asked = limited.get("max_tokens", default)
+    if not _is_number(asked) or cast(float, asked) > limit:
+        limited["max_tokens"] = limit
+    return limited
 
 
 def redact(document: Any, paths: Iterable[str]) -> Any:

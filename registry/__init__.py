@@ -1,6 +1,7 @@
-"""The registry: upstream servers, their tools' definition hashes, A2A agents, tenants, API keys and the audit log.
+"""The registry: upstream servers, their tools' definition hashes, A2A agents, inference nodes, tenants,
+API keys, the audit log and the usage (metering) log.
 
-`open_store(url)` picks the store; `AuditLog` batches audit appends off the event loop.
+`open_store(url)` picks the store; `AuditLog` and `UsageMeter` batch appends off the event loop.
 """
 
 from __future__ import annotations
@@ -11,10 +12,23 @@ from meshgate.errors import ConfigError
 from registry.audit import AuditLog
 from registry.clock import canonical_time, format_time, parse_since, utc_now
 from registry.hashing import tool_definition_hash
-from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, Transport, UpstreamServer
+from registry.models import (
+    AgentRecord,
+    ApiKey,
+    AuditQuery,
+    AuditRecord,
+    InferenceNode,
+    Tenant,
+    ToolRecord,
+    Transport,
+    UpstreamServer,
+    UsageQuery,
+    UsageRecord,
+)
 from registry.postgres_store import PostgresStore
 from registry.sqlite_store import SqliteStore
 from registry.store import RegistryStore
+from registry.usage import UsageMeter
 
 __all__ = [
     "AgentRecord",
@@ -22,6 +36,7 @@ __all__ = [
     "AuditLog",
     "AuditQuery",
     "AuditRecord",
+    "InferenceNode",
     "PostgresStore",
     "RegistryStore",
     "SqliteStore",
@@ -29,6 +44,9 @@ __all__ = [
     "ToolRecord",
     "Transport",
     "UpstreamServer",
+    "UsageMeter",
+    "UsageQuery",
+    "UsageRecord",
     "canonical_time",
     "format_time",
     "open_store",

@@ -2,14 +2,14 @@
 
 Nothing is dropped silently: a failing store is retried with capped back-off while records wait in
 memory, and only beyond `max_pending` are new records refused, each refusal counted and logged.
+The writer is `batching.BatchWriter`, shared with the usage meter.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 
+from registry.batching import BatchWriter
 from registry.models import AuditQuery, AuditRecord
 from registry.store import RegistryStore
 
@@ -29,32 +29,25 @@ class AuditLog:
         retry_max_s: float = 5.0,
     ) -> None:
         self._store = store
-        self._batch_size = batch_size
         self._max_pending = max_pending
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
-        self._queue: queue.SimpleQueue[AuditRecord | None] = queue.SimpleQueue()  # None: stop
-        # Counters under one condition: flush() waits for `_written` to reach `_accepted`.
-        self._done = threading.Condition()
-        self._accepted = 0
-        self._written = 0
-        self._dropped = 0
-        self._closed = False
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="meshgate-audit-writer", daemon=True)
-        self._thread.start()
+        self._writer = BatchWriter[AuditRecord](
+            store.append_audit,
+            name="audit",
+            batch_size=batch_size,
+            max_pending=max_pending,
+            retry_initial_s=retry_initial_s,
+            retry_max_s=retry_max_s,
+        )
 
     @property
     def pending(self) -> int:
         """Records accepted but not yet written."""
-        with self._done:
-            return self._accepted - self._written
+        return self._writer.pending
 
     @property
     def dropped(self) -> int:
         """Records refused because `max_pending` were already waiting (each one was logged)."""
-        with self._done:
-            return self._dropped
+        return self._writer.dropped
 
     def append(self, record: AuditRecord) -> None:
         """Queue one record; returns at once (the lock is never held across I/O).
@@ -62,78 +55,24 @@ class AuditLog:
         Raises:
             RuntimeError: the log is closed.
         """
-        with self._done:
-            if self._closed:
-                raise RuntimeError("the audit log is closed")
-            if self._accepted - self._written < self._max_pending:
-                self._accepted += 1
-                self._queue.put(record)
-                return
-            self._dropped += 1
-            dropped = self._dropped
-        logger.error(
-            "audit store is %d records behind; dropped the record of decision %s (%d dropped so far)",
-            self._max_pending,
-            record.decision_id,
-            dropped,
-        )
+        dropped = self._writer.put(record)
+        if dropped:
+            logger.error(
+                "audit store is %d records behind; dropped the record of decision %s (%d dropped so far)",
+                self._max_pending,
+                record.decision_id,
+                dropped,
+            )
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until every record appended so far is written; False if `timeout` ran out first."""
-        with self._done:
-            target = self._accepted
-            return self._done.wait_for(lambda: self._written >= target, timeout=timeout)
+        return self._writer.flush(timeout)
 
     def query(self, query: AuditQuery, timeout: float = 5.0) -> list[AuditRecord]:
         """Flush, then query the store, so a caller reads its own appends."""
-        self.flush(timeout)
+        self._writer.flush(timeout)
         return self._store.query_audit(query)
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush, stop the writer and log whatever could not be written. Idempotent."""
-        with self._done:
-            if self._closed:
-                return
-            self._closed = True
-        self.flush(timeout)
-        self._stopping.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
-        unwritten = self.pending
-        if unwritten:
-            logger.error("audit log closed with %d records not written to the store", unwritten)
-
-    def _run(self) -> None:
-        batch: list[AuditRecord] = []
-        delay = self._retry_initial_s
-        while True:
-            if not batch:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch.append(first)
-            self._fill(batch)
-            try:
-                self._store.append_audit(batch)
-            except Exception:
-                logger.exception("audit store failed; keeping %d records to retry in %.2fs", len(batch), delay)
-                if self._stopping.wait(delay):
-                    return
-                delay = min(delay * 2, self._retry_max_s)
-                continue
-            delay = self._retry_initial_s
-            with self._done:
-                self._written += len(batch)
-                self._done.notify_all()
-            batch = []
-
-    def _fill(self, batch: list[AuditRecord]) -> None:
-        while len(batch) < self._batch_size:
-            try:
-                record = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if record is None:
-                self._queue.put(None)  # seen by the next empty-batch get(), after this batch is written
-                return
-            batch.append(record)
+        self._writer.close(timeout)

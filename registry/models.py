@@ -113,3 +113,50 @@ class AuditQuery:
     allow: bool | None = None
     decision_id: str | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceNode:
+    """A model-serving node (`meshgate node`): registered at start, its load reported every few seconds."""
+
+    name: str
+    """Unique node id (^[a-z][a-z0-9-]{0,30}$)."""
+    model: str
+    """The model id it serves (`smollm2`); the router groups nodes by it."""
+    engine: str
+    """`llama.cpp` or `vllm`."""
+    address: str
+    """host:port of its gRPC service (KServe v2 Open Inference Protocol)."""
+    capacity: int
+    """Generations it runs at once; more are queued by the node."""
+    in_flight: int = 0
+    queued: int = 0
+    registered_at: str = ""
+    heartbeat_at: str = ""
+    """When it last reported its load; a stale heartbeat takes it out of the router's rotation."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """Tokens one generation spent, metered against who asked, through which path, on which node."""
+
+    time: str
+    subject: str
+    tenant: str
+    model: str
+    node: str
+    prompt_tokens: int
+    completion_tokens: int
+    via: Literal["mcp", "a2a"]
+    decision_id: str = ""
+    """The policy decision that allowed the call (joins the audit log)."""
+    trace_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    since: str | None = None
+    subject: str | None = None
+    tenant: str | None = None
+    model: str | None = None
+    limit: int = 1000

@@ -1,7 +1,7 @@
 """The registry on PostgreSQL (psycopg 3, the `postgres` extra, imported lazily here and nowhere else).
 
-Same tables and semantics as `sqlite_store.py`: JSON columns, times as ISO-8601 text, and an
-append-only audit table enforced by a trigger function. Tables live in the connection's search_path.
+Same tables and semantics as `sqlite_store.py`: JSON columns, times as ISO-8601 text, and append-only
+audit and usage tables enforced by trigger functions. Tables live in the connection's search_path.
 """
 
 from __future__ import annotations
@@ -9,12 +9,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, LiteralString
 
 from meshgate.errors import AlreadyExists, MissingDependency, NotFound, RegistryError
 from registry import rows
 from registry.clock import utc_now
-from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+from registry.models import (
+    AgentRecord,
+    ApiKey,
+    AuditQuery,
+    AuditRecord,
+    InferenceNode,
+    Tenant,
+    ToolRecord,
+    UpstreamServer,
+    UsageQuery,
+    UsageRecord,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -109,6 +121,45 @@ MIGRATIONS: tuple[str, ...] = (
         registered_at TEXT NOT NULL
     );
     CREATE INDEX agents_organization ON agents(organization);
+    """,
+    # 4: inference nodes with their last reported load, and the append-only usage (metering) log.
+    """
+    CREATE TABLE inference_nodes (
+        name TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        address TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        in_flight INTEGER NOT NULL,
+        queued INTEGER NOT NULL,
+        registered_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+    );
+    CREATE INDEX inference_nodes_model ON inference_nodes(model);
+    CREATE TABLE usage (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        time TEXT COLLATE "C" NOT NULL,
+        subject TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        model TEXT NOT NULL,
+        node TEXT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        via TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        trace_id TEXT NOT NULL
+    );
+    CREATE INDEX usage_time ON usage(time);
+    CREATE INDEX usage_tenant_time ON usage(tenant, time);
+    CREATE FUNCTION usage_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'usage log is append-only' USING ERRCODE = 'insufficient_privilege';
+    END
+    $$;
+    CREATE TRIGGER usage_no_change BEFORE UPDATE OR DELETE ON usage
+        FOR EACH ROW EXECUTE FUNCTION usage_append_only();
+    CREATE TRIGGER usage_no_truncate BEFORE TRUNCATE ON usage
+        FOR EACH STATEMENT EXECUTE FUNCTION usage_append_only();
     """,
 )
 
@@ -306,6 +357,57 @@ class PostgresStore:
         with self._transaction() as conn:
             if conn.execute("DELETE FROM agents WHERE agent_id = %s", (agent_id,)).rowcount == 0:
                 raise NotFound(f"no agent {agent_id!r}", name=agent_id)
+
+    # inference nodes
+    def upsert_node(self, node: InferenceNode) -> None:
+        """Register (or re-register after a restart) a node; sets `registered_at` and `heartbeat_at`."""
+        now = utc_now()
+        names = rows.NODE_COLUMNS
+        record = replace(node, registered_at=now, heartbeat_at=now)
+        sql = f"INSERT INTO inference_nodes ({_columns(names)}) VALUES ({_marks(names)}) ON CONFLICT (name) DO "
+        sql += "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in names[1:])
+        with self._transaction() as conn:
+            conn.execute(sql, rows.node_row(record))
+
+    def report_load(self, name: str, in_flight: int, queued: int) -> None:
+        """Record a node's load and refresh `heartbeat_at`. Raises `NotFound`."""
+        sql = "UPDATE inference_nodes SET in_flight = %s, queued = %s, heartbeat_at = %s WHERE name = %s"
+        with self._transaction() as conn:
+            if conn.execute(sql, (in_flight, queued, utc_now(), name)).rowcount == 0:
+                raise NotFound(f"no inference node {name!r}", name=name)
+
+    def list_nodes(self, model: str | None = None) -> list[InferenceNode]:
+        sql = f"SELECT {_columns(rows.NODE_COLUMNS)} FROM inference_nodes"
+        params: tuple[str, ...] = ()
+        if model is not None:
+            sql, params = sql + " WHERE model = %s", (model,)
+        with self._transaction() as conn:
+            found = conn.execute(sql + " ORDER BY name", params).fetchall()
+        return [rows.node_from_row(r) for r in found]
+
+    def remove_node(self, name: str) -> None:
+        """Raises `NotFound`."""
+        with self._transaction() as conn:
+            if conn.execute("DELETE FROM inference_nodes WHERE name = %s", (name,)).rowcount == 0:
+                raise NotFound(f"no inference node {name!r}", name=name)
+
+    # metering
+    def append_usage(self, records: Iterable[UsageRecord]) -> None:
+        names = rows.USAGE_COLUMNS
+        batch = [rows.usage_row(r) for r in records]
+        if not batch:
+            return
+        with self._transaction() as conn, conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO usage ({_columns(names)}) VALUES ({_marks(names)})", batch)
+
+    def query_usage(self, query: UsageQuery) -> list[UsageRecord]:
+        """Newest first (by time, then by insertion order), at most `query.limit` records."""
+        filters = rows.usage_filters(query)
+        where = " AND ".join(f"{column} {op} %s" for column, op, _ in filters) or "TRUE"
+        sql = f"SELECT {_columns(rows.USAGE_COLUMNS)} FROM usage WHERE {where} ORDER BY time DESC, id DESC LIMIT %s"
+        with self._transaction() as conn:
+            found = conn.execute(sql, [value for _, _, value in filters] + [max(query.limit, 0)]).fetchall()
+        return [rows.usage_from_row(r) for r in found]
 
     # audit
     def append_audit(self, records: Iterable[AuditRecord]) -> None:

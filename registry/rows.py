@@ -11,7 +11,19 @@ from collections.abc import Sequence
 from typing import Any, LiteralString, cast
 
 from registry.clock import canonical_time
-from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, Transport, UpstreamServer
+from registry.models import (
+    AgentRecord,
+    ApiKey,
+    AuditQuery,
+    AuditRecord,
+    InferenceNode,
+    Tenant,
+    ToolRecord,
+    Transport,
+    UpstreamServer,
+    UsageQuery,
+    UsageRecord,
+)
 
 SERVER_COLUMNS: tuple[LiteralString, ...] = (
     "name",
@@ -70,6 +82,29 @@ AGENT_COLUMNS: tuple[LiteralString, ...] = (
     "card_url",
     "signed",
     "registered_at",
+)
+NODE_COLUMNS: tuple[LiteralString, ...] = (
+    "name",
+    "model",
+    "engine",
+    "address",
+    "capacity",
+    "in_flight",
+    "queued",
+    "registered_at",
+    "heartbeat_at",
+)
+USAGE_COLUMNS: tuple[LiteralString, ...] = (
+    "time",
+    "subject",
+    "tenant",
+    "model",
+    "node",
+    "prompt_tokens",
+    "completion_tokens",
+    "via",
+    "decision_id",
+    "trace_id",
 )
 
 Row = Sequence[Any]
@@ -187,6 +222,56 @@ def agent_from_row(row: Row) -> AgentRecord:
     )
 
 
+def node_row(n: InferenceNode) -> tuple[object, ...]:
+    return (n.name, n.model, n.engine, n.address, n.capacity, n.in_flight, n.queued, n.registered_at, n.heartbeat_at)
+
+
+def node_from_row(row: Row) -> InferenceNode:
+    name, model, engine, address, capacity, in_flight, queued, registered_at, heartbeat_at = row
+    return InferenceNode(
+        name=name,
+        model=model,
+        engine=engine,
+        address=address,
+        capacity=int(capacity),
+        in_flight=int(in_flight),
+        queued=int(queued),
+        registered_at=registered_at,
+        heartbeat_at=heartbeat_at,
+    )
+
+
+def usage_row(u: UsageRecord) -> tuple[object, ...]:
+    return (
+        u.time,
+        u.subject,
+        u.tenant,
+        u.model,
+        u.node,
+        u.prompt_tokens,
+        u.completion_tokens,
+        u.via,
+        u.decision_id,
+        u.trace_id,
+    )
+
+
+def usage_from_row(row: Row) -> UsageRecord:
+    time, subject, tenant, model, node, prompt_tokens, completion_tokens, via, decision_id, trace_id = row
+    return UsageRecord(
+        time=time,
+        subject=subject,
+        tenant=tenant,
+        model=model,
+        node=node,
+        prompt_tokens=int(prompt_tokens),
+        completion_tokens=int(completion_tokens),
+        via=via,
+        decision_id=decision_id,
+        trace_id=trace_id,
+    )
+
+
 def audit_row(r: AuditRecord) -> tuple[object, ...]:
     return (
         r.decision_id,
@@ -275,4 +360,16 @@ def audit_filters(query: AuditQuery) -> list[tuple[LiteralString, LiteralString,
             filters.append((column, "=", value))
     if query.allow is not None:
         filters.append(("allow", "=", query.allow))
+    return filters
+
+
+def usage_filters(query: UsageQuery) -> list[tuple[LiteralString, LiteralString, object]]:
+    """(column, operator, value) for each filter set in `query`; `since` is made canonical first."""
+    filters: list[tuple[LiteralString, LiteralString, object]] = []
+    if query.since is not None:
+        filters.append(("time", ">=", canonical_time(query.since)))
+    for column in ("subject", "tenant", "model"):
+        value = getattr(query, column)
+        if value is not None:
+            filters.append((column, "=", value))
     return filters

@@ -1,7 +1,7 @@
 """The registry on SQLite (stdlib `sqlite3`): the default store, one file in WAL mode.
 
-The schema is migrated with `PRAGMA user_version`; structured fields are JSON text. The audit table
-is append-only, enforced by triggers in the database rather than by convention in this code.
+The schema is migrated with `PRAGMA user_version`; structured fields are JSON text. The audit and
+usage tables are append-only, enforced by triggers in the database rather than by convention in this code.
 """
 
 from __future__ import annotations
@@ -10,13 +10,25 @@ import sqlite3
 import threading
 from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import LiteralString
 
 from meshgate.errors import AlreadyExists, NotFound, RegistryError
 from registry import rows
 from registry.clock import utc_now
-from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+from registry.models import (
+    AgentRecord,
+    ApiKey,
+    AuditQuery,
+    AuditRecord,
+    InferenceNode,
+    Tenant,
+    ToolRecord,
+    UpstreamServer,
+    UsageQuery,
+    UsageRecord,
+)
 
 # One script per schema version; `user_version` is the number applied so far. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
@@ -100,6 +112,40 @@ MIGRATIONS: tuple[str, ...] = (
         registered_at TEXT NOT NULL
     );
     CREATE INDEX agents_organization ON agents(organization);
+    """,
+    # 4: inference nodes with their last reported load, and the append-only usage (metering) log.
+    """
+    CREATE TABLE inference_nodes (
+        name TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        address TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        in_flight INTEGER NOT NULL,
+        queued INTEGER NOT NULL,
+        registered_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+    );
+    CREATE INDEX inference_nodes_model ON inference_nodes(model);
+    CREATE TABLE usage (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        model TEXT NOT NULL,
+        node TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        via TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        trace_id TEXT NOT NULL
+    );
+    CREATE INDEX usage_time ON usage(time);
+    CREATE INDEX usage_tenant_time ON usage(tenant, time);
+    CREATE TRIGGER usage_no_update BEFORE UPDATE ON usage
+    BEGIN SELECT RAISE(ABORT, 'usage log is append-only'); END;
+    CREATE TRIGGER usage_no_delete BEFORE DELETE ON usage
+    BEGIN SELECT RAISE(ABORT, 'usage log is append-only'); END;
     """,
 )
 
@@ -319,6 +365,57 @@ class SqliteStore:
         with self._write() as conn:
             if conn.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,)).rowcount == 0:
                 raise NotFound(f"no agent {agent_id!r}", name=agent_id)
+
+    # inference nodes
+    def upsert_node(self, node: InferenceNode) -> None:
+        """Register (or re-register after a restart) a node; sets `registered_at` and `heartbeat_at`."""
+        now = utc_now()
+        names = rows.NODE_COLUMNS
+        record = replace(node, registered_at=now, heartbeat_at=now)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in names[1:])
+        sql = f"INSERT INTO inference_nodes ({_columns(names)}) VALUES ({_marks(names)})"
+        with self._write() as conn:
+            conn.execute(sql + f" ON CONFLICT (name) DO UPDATE SET {updates}", rows.node_row(record))
+
+    def report_load(self, name: str, in_flight: int, queued: int) -> None:
+        """Record a node's load and refresh `heartbeat_at`. Raises `NotFound`."""
+        sql = "UPDATE inference_nodes SET in_flight = ?, queued = ?, heartbeat_at = ? WHERE name = ?"
+        with self._write() as conn:
+            if conn.execute(sql, (in_flight, queued, utc_now(), name)).rowcount == 0:
+                raise NotFound(f"no inference node {name!r}", name=name)
+
+    def list_nodes(self, model: str | None = None) -> list[InferenceNode]:
+        sql = f"SELECT {_columns(rows.NODE_COLUMNS)} FROM inference_nodes"
+        params: tuple[str, ...] = ()
+        if model is not None:
+            sql, params = sql + " WHERE model = ?", (model,)
+        with self._read() as conn:
+            found = conn.execute(sql + " ORDER BY name", params).fetchall()
+        return [rows.node_from_row(r) for r in found]
+
+    def remove_node(self, name: str) -> None:
+        """Raises `NotFound`."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM inference_nodes WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no inference node {name!r}", name=name)
+
+    # metering
+    def append_usage(self, records: Iterable[UsageRecord]) -> None:
+        names = rows.USAGE_COLUMNS
+        batch = [rows.usage_row(r) for r in records]
+        if not batch:
+            return
+        with self._write() as conn:
+            conn.executemany(f"INSERT INTO usage ({_columns(names)}) VALUES ({_marks(names)})", batch)
+
+    def query_usage(self, query: UsageQuery) -> list[UsageRecord]:
+        """Newest first (by time, then by insertion order), at most `query.limit` records."""
+        filters = rows.usage_filters(query)
+        where = " AND ".join(f"{column} {op} ?" for column, op, _ in filters) or "1"
+        sql = f"SELECT {_columns(rows.USAGE_COLUMNS)} FROM usage WHERE {where} ORDER BY time DESC, id DESC LIMIT ?"
+        with self._read() as conn:
+            found = conn.execute(sql, [value for _, _, value in filters] + [max(query.limit, 0)]).fetchall()
+        return [rows.usage_from_row(r) for r in found]
 
     # audit
     def append_audit(self, records: Iterable[AuditRecord]) -> None:

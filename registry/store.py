@@ -9,7 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+from registry.models import (
+    AgentRecord,
+    ApiKey,
+    AuditQuery,
+    AuditRecord,
+    InferenceNode,
+    Tenant,
+    ToolRecord,
+    UpstreamServer,
+    UsageQuery,
+    UsageRecord,
+)
 
 
 class RegistryStore(Protocol):
@@ -73,6 +84,30 @@ class RegistryStore(Protocol):
 
     def remove_agent(self, agent_id: str) -> None:
         """Raises `NotFound`."""
+        ...
+
+    # inference nodes: registered by `meshgate node`, load reported by heartbeat
+    def upsert_node(self, node: InferenceNode) -> None:
+        """Register (or re-register after a restart) a node; sets `registered_at` and `heartbeat_at`."""
+        ...
+
+    def report_load(self, name: str, in_flight: int, queued: int) -> None:
+        """Record a node's load and refresh `heartbeat_at`. Raises `NotFound`."""
+        ...
+
+    def list_nodes(self, model: str | None = None) -> list[InferenceNode]:
+        """Ordered by `name`."""
+        ...
+
+    def remove_node(self, name: str) -> None:
+        """Raises `NotFound`."""
+        ...
+
+    # metering: append-only, like the audit log
+    def append_usage(self, records: Iterable[UsageRecord]) -> None: ...
+
+    def query_usage(self, query: UsageQuery) -> list[UsageRecord]:
+        """Newest first, at most `query.limit`."""
         ...
 
     # audit: append-only

@@ -189,7 +189,7 @@ def build_card(interfaces: list[AgentInterface]) -> AgentCard:
         version="1.0.0",
         provider=AgentProvider(organization=ORGANIZATION, url="https://finance.example"),
         supported_interfaces=interfaces,
-        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        capabilities=AgentCapabilities(streaming=True, push_notifications=True),
         default_input_modes=["text/plain", "application/json"],
         default_output_modes=["text/plain", "application/json"],
         skills=[

@@ -2,7 +2,8 @@
 
 Like `examples/upstreams/http_listener.py`, the HTTP socket is bound and listening (and gRPC started)
 before `<name> listening on <base URL>` is printed as stdout's first line, so a parent may connect
-as soon as it reads it. The card is served at the base URL's `/.well-known/agent-card.json`.
+as soon as it reads it. The card is served at the base URL's `/.well-known/agent-card.json`. An agent
+whose card declares `capabilities.pushNotifications` also stores push configs and POSTs task updates to them.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import grpc.aio
+import httpx
 import uvicorn
 from a2a.helpers import get_data_parts
 from a2a.server.agent_execution import AgentExecutor
 from a2a.server.request_handlers import DefaultRequestHandler, GrpcHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
-from a2a.server.tasks import InMemoryTaskStore
+from a2a.server.tasks import BasePushNotificationSender, InMemoryPushNotificationConfigStore, InMemoryTaskStore
 from a2a.types import AgentCard, AgentInterface, Part, a2a_pb2_grpc
 from starlette.applications import Starlette
 
@@ -75,7 +77,17 @@ async def serve_agent(
         grpc_port = grpc_server.add_insecure_port(f"{shown}:0")
         grpc_target = f"{shown}:{grpc_port}"
     card = build_card(interfaces(base_url, grpc_target))
-    handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card)
+    # An agent whose card declares push notifications gets the SDK's config store and webhook sender.
+    pushes = httpx.AsyncClient(timeout=10) if card.capabilities.push_notifications else None
+    push_store = InMemoryPushNotificationConfigStore() if pushes is not None else None
+    handler = DefaultRequestHandler(
+        agent_executor=executor,
+        task_store=InMemoryTaskStore(),
+        agent_card=card,
+        push_config_store=push_store,
+        push_sender=BasePushNotificationSender(pushes, push_store) if pushes and push_store else None,
+        validate_input_modes=True,  # spec §3.1.1: a part of a media type the card does not accept is -32005
+    )
     if grpc_server is not None:
         a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), grpc_server)  # pyright: ignore[reportUnknownMemberType]
         await grpc_server.start()
@@ -87,3 +99,5 @@ async def serve_agent(
         if grpc_server is not None:
             await grpc_server.stop(grace=1)
         await handler.aclose()
+        if pushes is not None:
+            await pushes.aclose()

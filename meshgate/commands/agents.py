@@ -65,7 +65,7 @@ def agents_add(
     Raises:
         ConfigError, CardInvalid, CardSignatureInvalid, AlreadyExists: nothing is stored then.
     """
-    from a2a_broker.cards import agent_record, card_url, fetch_card, load_jwks, parse_card
+    from a2a_broker.cards import card_url, fetch_card, load_jwks, parse_card, register_card
 
     if bool(url) == bool(card_file):
         raise ConfigError("give exactly one of --url or --card")
@@ -77,40 +77,37 @@ def agents_add(
             text = Path(card_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CardInvalid(f"cannot read the card file {card_file}: {exc}") from exc
-    organization = org or _card_org(text)
-    trusted = {organization: load_jwks(jwks_file)} if jwks_file and organization else None
-    record = agent_record(agent_id, text, card_url=url, organization=org, trusted_keys=trusted, registered_at=utc_now())
-    store.add_agent(record, replace=replace)
+    jwks = load_jwks(jwks_file) if jwks_file else None
+    record = register_card(
+        store, agent_id, text, card_url=url, organization=org, jwks=jwks, replace=replace, registered_at=utc_now()
+    )
     card = parse_card(text)
     signed = "signed, verified" if record.signed else "unsigned"
     return f"registered {record.agent_id} ({record.organization}, {signed}): {card.name} with {len(card.skills)} skills"
 
 
-def _card_org(text: str) -> str:
-    from a2a_broker.cards import card_organization, parse_card
+def agent_summary(a: AgentRecord) -> dict[str, object]:
+    """One registered agent as `agents list --json` and the broker's admin API show it."""
+    from a2a_broker.cards import card_skill_ids, parse_card
 
-    return card_organization(parse_card(text))
+    card = parse_card(a.card_json)
+    return {
+        "agent_id": a.agent_id,
+        "organization": a.organization,
+        "name": card.name,
+        "skills": card_skill_ids(card),
+        "signed": a.signed,
+        "url": a.card_url,
+        "registered_at": a.registered_at,
+    }
 
 
 def agents_list(store: RegistryStore, *, as_json: bool = False) -> str:
     from a2a_broker.cards import card_skill_ids, parse_card
 
     agents = store.list_agents()
-
-    def summary(a: AgentRecord) -> dict[str, object]:
-        card = parse_card(a.card_json)
-        return {
-            "agent_id": a.agent_id,
-            "organization": a.organization,
-            "name": card.name,
-            "skills": card_skill_ids(card),
-            "signed": a.signed,
-            "url": a.card_url,
-            "registered_at": a.registered_at,
-        }
-
     if as_json:
-        return json.dumps([summary(a) for a in agents], indent=2)
+        return json.dumps([agent_summary(a) for a in agents], indent=2)
     if not agents:
         return "no agents registered"
     rows: list[list[str]] = []

@@ -14,7 +14,7 @@ import uvicorn
 from meshgate.commands import SubParsers
 from meshgate.config import Config
 from meshgate.serving import ListeningServer
-from meshgate.telemetry import configure_tracing
+from meshgate.telemetry import configure_metrics, configure_tracing
 from registry.store import RegistryStore
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def add_parser(subparsers: SubParsers) -> None:
 
 
 def run_up(args: argparse.Namespace, store: RegistryStore, config: Config) -> int:
+    from inference_node.launcher import with_model_fronts
     from mcp_gateway.app import build_gateway
 
     if args.host is not None or args.port is not None:
@@ -46,7 +47,9 @@ def run_up(args: argparse.Namespace, store: RegistryStore, config: Config) -> in
             update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         )
         config = config.model_copy(update={"gateway": gateway_cfg})
+    config = with_model_fronts(config)  # each model of `inference:` as a tool upstream and an agent
     provider = configure_tracing(config.telemetry)
+    meter_provider = configure_metrics(config.telemetry)
     gateway = build_gateway(config, store)
     uv_config = uvicorn.Config(
         gateway.asgi(),
@@ -62,12 +65,23 @@ def run_up(args: argparse.Namespace, store: RegistryStore, config: Config) -> in
     try:
         if config.broker.enabled:
             anyio.run(_serve_with_broker, gateway_server, gateway, config)
+        elif config.inference.enabled:
+            anyio.run(_serve_with_nodes, gateway_server, config)
         else:
             gateway_server.run()
     finally:
-        if provider is not None:
-            provider.shutdown()
+        for telemetry in (provider, meter_provider):
+            if telemetry is not None:
+                telemetry.shutdown()
     return 0
+
+
+async def _serve_with_nodes(gateway_server: ListeningServer, config: Config) -> None:
+    """The gateway alone, with the config's inference nodes running beside it."""
+    from inference_node.launcher import NodeLauncher
+
+    async with NodeLauncher(config).running():
+        await gateway_server.serve()
 
 
 async def _serve_with_broker(gateway_server: ListeningServer, gateway: Any, config: Config) -> None:
@@ -81,6 +95,7 @@ async def _serve_with_broker(gateway_server: ListeningServer, gateway: Any, conf
     """
     from a2a_broker.app import build_broker
     from a2a_broker.launcher import AgentLauncher
+    from inference_node.launcher import NodeLauncher, model_agents
 
     broker = build_broker(
         config.broker,
@@ -89,6 +104,8 @@ async def _serve_with_broker(gateway_server: ListeningServer, gateway: Any, conf
         gateway.authenticator,
         gateway.audit,
         allow_anonymous=config.identity.allow_anonymous,
+        meter=gateway.meter,
+        metered_agents=model_agents(config),
     )
     broker_config = uvicorn.Config(
         broker.asgi(),
@@ -101,6 +118,8 @@ async def _serve_with_broker(gateway_server: ListeningServer, gateway: Any, conf
     broker_server = ListeningServer(broker_config, announce_path=config.broker.path, label="broker")
     agents = AgentLauncher(config.agents, gateway.store, base_dir=config.base_dir)
     broker.health_sections["agents"] = agents.health
+    nodes = NodeLauncher(config)
+    broker.health_sections["nodes"] = nodes.health
     received: list[int] = []
 
     def on_signal(sig: int, _: FrameType | None) -> None:
@@ -113,7 +132,8 @@ async def _serve_with_broker(gateway_server: ListeningServer, gateway: Any, conf
     gateway_server.own_signals = broker_server.own_signals = False
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        await _serve_all(gateway_server, broker_server, broker, agents, config)
+        async with nodes.running():
+            await _serve_all(gateway_server, broker_server, broker, agents, config)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

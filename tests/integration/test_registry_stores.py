@@ -16,14 +16,28 @@ import pytest
 
 from meshgate.commands.audit import audit_query
 from meshgate.commands.keys import keys_create, keys_list, keys_revoke, tenants_add, tenants_list
+from meshgate.commands.nodes import nodes_list
+from meshgate.commands.usage import usage_totals
 from meshgate.errors import AlreadyExists, ConfigError, NotFound, RegistryError, Unauthenticated
 from meshgate.identity import Authenticator
 from registry import open_store
 from registry.audit import AuditLog
 from registry.hashing import tool_definition_hash
-from registry.models import AgentRecord, ApiKey, AuditQuery, AuditRecord, Tenant, ToolRecord, UpstreamServer
+from registry.models import (
+    AgentRecord,
+    ApiKey,
+    AuditQuery,
+    AuditRecord,
+    InferenceNode,
+    Tenant,
+    ToolRecord,
+    UpstreamServer,
+    UsageQuery,
+    UsageRecord,
+)
 from registry.sqlite_store import MIGRATIONS, SqliteStore
 from registry.store import RegistryStore
+from registry.usage import UsageMeter
 
 POSTGRES_URLS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 
@@ -364,6 +378,7 @@ def test_reopening_an_up_to_date_database_migrates_nothing(backend: Backend) -> 
 def test_a_database_from_before_the_input_column_gets_it_and_keeps_its_records(backend: Backend) -> None:
     backend.store.close()
     # Back to schema 1 as an older meshgate left it, with a record written then.
+    _drop_schema_4(backend)
     backend.raw_sql("DROP TABLE agents")
     backend.raw_sql("ALTER TABLE audit DROP COLUMN input")
     if isinstance(backend.store, SqliteStore):
@@ -436,6 +451,7 @@ def test_a_database_from_before_the_agents_table_gets_it_and_keeps_its_data(back
     backend.store.append_audit([audit("d1")])
     backend.store.close()
     # Back to schema 2 as the meshgate before the A2A broker left it.
+    _drop_schema_4(backend)
     backend.raw_sql("DROP TABLE agents")
     if isinstance(backend.store, SqliteStore):
         backend.raw_sql("PRAGMA user_version = 2")
@@ -446,6 +462,134 @@ def test_a_database_from_before_the_agents_table_gets_it_and_keeps_its_data(back
     assert store.list_agents() == [agent()]
     assert store.list_tenants() == [Tenant("acme")]
     assert [r.decision_id for r in store.query_audit(AuditQuery())] == ["d1"]
+
+
+# inference nodes and metering
+
+
+def _drop_schema_4(backend: Backend) -> None:
+    """Undo schema 4 (inference nodes, usage) so a test can start from an older meshgate's database."""
+    backend.raw_sql("DROP TABLE inference_nodes")
+    backend.raw_sql("DROP TABLE usage")
+    if not isinstance(backend.store, SqliteStore):
+        backend.raw_sql("DROP FUNCTION usage_append_only")
+
+
+def node(name: str = "cpu-1", **changes: Any) -> InferenceNode:
+    base = InferenceNode(name=name, model="smollm2", engine="llama.cpp", address="127.0.0.1:8950", capacity=2)
+    return replace(base, **changes)
+
+
+def usage(time: str = "2025-03-01T12:00:00.000000Z", **changes: Any) -> UsageRecord:
+    base = UsageRecord(
+        time=time,
+        subject="alice",
+        tenant="acme",
+        model="smollm2",
+        node="cpu-1",
+        prompt_tokens=120,
+        completion_tokens=30,
+        via="mcp",
+        decision_id="d1",
+        trace_id="t" * 32,
+    )
+    return replace(base, **changes)
+
+
+def test_a_node_registers_with_times_set_and_lists_by_name_and_model(backend: Backend) -> None:
+    backend.store.upsert_node(node("gpu-1", model="qwen", engine="vllm", capacity=64))
+    backend.store.upsert_node(node())
+    (stored,) = backend.reopen().list_nodes("smollm2")
+    assert replace(stored, registered_at="", heartbeat_at="") == node()
+    assert stored.registered_at == stored.heartbeat_at != ""
+    assert [n.name for n in backend.store.list_nodes()] == ["cpu-1", "gpu-1"]
+    assert backend.store.list_nodes("nothing") == []
+
+
+def test_re_registering_a_node_replaces_it(backend: Backend) -> None:
+    backend.store.upsert_node(node())
+    backend.store.report_load("cpu-1", 2, 5)
+    backend.store.upsert_node(node(address="127.0.0.1:9999"))
+    (stored,) = backend.store.list_nodes()
+    assert (stored.address, stored.in_flight, stored.queued) == ("127.0.0.1:9999", 0, 0)
+
+
+def test_reported_load_is_stored_with_a_fresh_heartbeat(backend: Backend) -> None:
+    backend.store.upsert_node(node())
+    (before,) = backend.store.list_nodes()
+    backend.store.report_load("cpu-1", 1, 3)
+    (after,) = backend.store.list_nodes()
+    assert (after.in_flight, after.queued) == (1, 3)
+    assert after.heartbeat_at >= before.heartbeat_at
+    assert after.registered_at == before.registered_at
+
+
+def test_an_unknown_node_is_not_found(backend: Backend) -> None:
+    with pytest.raises(NotFound) as caught:
+        backend.store.report_load("nope", 0, 0)
+    assert caught.value.code == "not_found"
+    with pytest.raises(NotFound):
+        backend.store.remove_node("nope")
+    backend.store.upsert_node(node())
+    backend.store.remove_node("cpu-1")
+    assert backend.store.list_nodes() == []
+
+
+def test_usage_records_round_trip_and_filter_newest_first(backend: Backend) -> None:
+    records = [
+        usage(),
+        usage("2025-03-01T12:00:01.000000Z", tenant="globex", subject="bob", via="a2a", decision_id=""),
+        usage("2025-03-01T12:00:02.000000Z", model="qwen", node="gpu-1", prompt_tokens=7, completion_tokens=0),
+    ]
+    backend.store.append_usage(records)
+    backend.store.append_usage([])
+    assert backend.reopen().query_usage(UsageQuery()) == records[::-1]
+    assert backend.store.query_usage(UsageQuery(tenant="globex")) == [records[1]]
+    assert backend.store.query_usage(UsageQuery(subject="alice", model="smollm2")) == [records[0]]
+    assert backend.store.query_usage(UsageQuery(since="2025-03-01T12:00:01Z")) == records[:0:-1]
+    assert backend.store.query_usage(UsageQuery(limit=1)) == [records[2]]
+
+
+@pytest.mark.parametrize("sql", ["UPDATE usage SET prompt_tokens = 0", "DELETE FROM usage"])
+def test_the_database_refuses_to_change_or_delete_usage_records(backend: Backend, sql: str) -> None:
+    backend.store.append_usage([usage()])
+    with pytest.raises(backend.refusal) as caught:
+        backend.raw_sql(sql)
+    assert "usage log is append-only" in str(caught.value)
+    assert backend.store.query_usage(UsageQuery()) == [usage()]
+
+
+def test_the_usage_meter_writes_through_a_real_store(backend: Backend) -> None:
+    meter = UsageMeter(backend.store)
+    for i in range(300):
+        meter.record(usage(prompt_tokens=i))
+    assert len(meter.query(UsageQuery(limit=1000))) == 300
+    meter.close()
+
+
+def test_a_database_from_before_inference_nodes_gets_them_and_keeps_its_data(backend: Backend) -> None:
+    backend.store.add_agent(agent())
+    backend.store.append_audit([audit("d1")])
+    backend.store.close()
+    _drop_schema_4(backend)
+    if isinstance(backend.store, SqliteStore):
+        backend.raw_sql("PRAGMA user_version = 3")
+    else:
+        backend.raw_sql("DELETE FROM meshgate_schema WHERE version > 3")
+    store = backend.reopen()
+    store.upsert_node(node())
+    store.append_usage([usage()])
+    assert [n.name for n in store.list_nodes()] == ["cpu-1"]
+    assert store.query_usage(UsageQuery()) == [usage()]
+    assert store.list_agents() == [agent()]
+    assert [r.decision_id for r in store.query_audit(AuditQuery())] == ["d1"]
+
+
+def test_usage_and_nodes_commands_read_both_stores(backend: Backend) -> None:
+    backend.store.append_usage([usage(), usage(node="cpu-2", completion_tokens=10)])
+    backend.store.upsert_node(node())
+    assert usage_totals(backend.store, by=("tenant",)).splitlines()[1].split() == ["acme", "2", "240", "40", "280"]
+    assert nodes_list(backend.store).splitlines()[1].split()[:4] == ["cpu-1", "smollm2", "llama.cpp", "127.0.0.1:8950"]
 
 
 # CLI command bodies

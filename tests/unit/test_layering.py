@@ -18,8 +18,22 @@ CORE = [
     "registry/store.py",
     "meshgate/principal.py",
     "meshgate/errors.py",
+    "inference_node/engine.py",
+    "inference_node/router.py",
 ]
-FORBIDDEN = ("mcp", "mcp_types", "starlette", "httpx", "httpx2", "uvicorn", "a2a", "vllm", "opentelemetry.sdk")
+FORBIDDEN = (
+    "mcp",
+    "mcp_types",
+    "starlette",
+    "httpx",
+    "httpx2",
+    "uvicorn",
+    "a2a",
+    "vllm",
+    "grpc",
+    "llama_cpp",
+    "opentelemetry.sdk",
+)
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -29,13 +29,22 @@ cross_org_max_message_bytes := data.meshgate.a2a_cross_org_max_message_bytes
 
 default obligations := {}
 
-obligations := object.union(
+obligations := object.union(cross_org_obligations, token_budget) if input.action in message_actions
+
+default cross_org_obligations := {}
+
+cross_org_obligations := object.union(
 	{"deny_file_parts": true, "max_message_bytes": cross_org_max_message_bytes},
 	redaction,
-) if {
-	input.action in message_actions
-	not same_org
-}
+) if not same_org
+
+# Models (agents the mesh fronts for its inference nodes): an organisation may use those
+# data.meshgate.model_access grants it, with at most `max_tokens` tokens per generation.
+model_access := data.meshgate.model_access[object.get(input.resource, "agent", "")][source_org]
+
+default token_budget := {}
+
+token_budget := {"max_tokens": model_access.max_tokens} if is_number(model_access.max_tokens)
 
 default redaction := {}
 
@@ -44,9 +53,13 @@ redaction := {"redact_parts": paths} if {
 	count(paths) > 0
 }
 
-# Sending, streaming, and reading or cancelling a task the caller created through the broker
-# (ownership itself is checked by the broker before it asks).
-supported_actions := {"a2a.message/send", "a2a.message/stream", "a2a.tasks/get", "a2a.tasks/cancel"}
+# Sending, streaming, reading or cancelling a task the caller created through the broker, and managing
+# that task's push-notification configs (ownership itself is checked by the broker before it asks).
+supported_actions := {
+	"a2a.message/send", "a2a.message/stream", "a2a.tasks/get", "a2a.tasks/cancel",
+	"a2a.tasks/pushNotificationConfig/create", "a2a.tasks/pushNotificationConfig/get",
+	"a2a.tasks/pushNotificationConfig/list", "a2a.tasks/pushNotificationConfig/delete",
+}
 
 default max_depth := 2
 
@@ -70,8 +83,10 @@ granted if {
 	skill in data.meshgate.a2a_grants[source_org][target_org]
 }
 
+granted if model_access
+
 denials contains msg if {
-	not input.action in supported_actions | {discover_action}
+	not input.action in supported_actions | {discover_action, admin_action}
 	msg := sprintf("action %s is not served by the A2A policy", [input.action])
 }
 
@@ -117,7 +132,14 @@ grants contains msg if {
 grants contains msg if {
 	not same_org
 	granted
+	not model_access
 	msg := sprintf("organisation %s may use skill %s of organisation %s", [source_org, skill, target_org])
+}
+
+grants contains msg if {
+	not same_org
+	model_access
+	msg := sprintf("organisation %s may use model %s", [source_org, input.resource.agent])
 }
 
 # Discovery: always allowed; the `visible` obligation names the candidates (`resource.agents`: id ->
@@ -132,6 +154,8 @@ reachable(id) if {
 	candidates[id].organization == source_org
 }
 
+reachable(id) if data.meshgate.model_access[id][source_org]
+
 reachable(id) if {
 	some s in candidates[id].skills
 	s in data.meshgate.a2a_grants[source_org][candidates[id].organization]
@@ -144,6 +168,21 @@ obligations := {"visible": visible} if input.action == discover_action
 grants contains msg if {
 	input.action == discover_action
 	msg := sprintf("organisation %s may reach %d of %d agents", [source_org, count(visible), count(candidates)])
+}
+
+# Registering, listing and removing agents over the broker's admin API: role `admin` only.
+admin_action := "a2a.admin"
+
+grants contains msg if {
+	input.action == admin_action
+	"admin" in input.subject.roles
+	msg := sprintf("%s holds role admin", [input.subject.id])
+}
+
+denials contains msg if {
+	input.action == admin_action
+	not "admin" in input.subject.roles
+	msg := sprintf("%s may not administer the broker's agents: role admin required", [input.subject.id])
 }
 
 default allow := false

@@ -172,3 +172,88 @@ test_discovery_never_carries_message_obligations if {
 	d := a2a.decision with input as discover("travel") with data.meshgate.a2a_grants as grants
 	object.keys(d.obligations) == {"visible"}
 }
+
+push_config(tenant, org, skill) := object.union(message(tenant, org, skill, []), {
+	"action": "a2a.tasks/pushNotificationConfig/create",
+	"resource": {"kind": "task", "id": "t1", "agent": "ledger", "organization": org, "skill": skill},
+})
+
+test_push_config_of_a_granted_skill_is_allowed if {
+	d := a2a.decision with input as push_config("travel", "finance", "currency-quote")
+		with data.meshgate.a2a_grants as grants
+	d.allow
+	d.obligations == {}
+}
+
+test_push_config_of_an_ungranted_skill_is_denied if {
+	d := a2a.decision with input as push_config("travel", "finance", "transfer-funds")
+		with data.meshgate.a2a_grants as grants
+	not d.allow
+}
+
+admin(roles) := {
+	"version": 1,
+	"subject": {"id": "ops", "tenant": "meshgate", "roles": roles, "issuer": "apikey"},
+	"action": "a2a.admin",
+	"resource": {"kind": "agent", "id": "ledger", "operation": "add"},
+	"delegation": [],
+	"context": {"time": "2026-01-01T00:00:00.000Z", "trace_id": "", "request_size": 0, "client": "", "protocol_version": "1.0"},
+}
+
+test_admin_role_may_administer_agents if {
+	d := a2a.decision with input as admin(["admin"])
+	d.allow
+	d.reasons == ["ops holds role admin"]
+}
+
+test_other_roles_may_not_administer_agents if {
+	d := a2a.decision with input as admin(["reader"])
+	not d.allow
+	d.reasons == ["ops may not administer the broker's agents: role admin required"]
+}
+
+# --- models -------------------------------------------------------------------------------------
+
+model_message(tenant) := {
+	"version": 1,
+	"subject": {"id": "planner-bot", "tenant": tenant, "roles": [], "issuer": "apikey"},
+	"action": "a2a.message/send",
+	"resource": {"kind": "agent", "id": "smollm2", "agent": "smollm2", "organization": "meshgate", "skill": "generate"},
+	"message": {"parts": [{"text": "write a haiku"}]},
+	"delegation": [hop("smollm2", [])],
+	"context": {"time": "2026-01-01T00:00:00.000Z", "trace_id": "", "request_size": 10, "client": "", "protocol_version": "1.0"},
+}
+
+model_access := {"smollm2": {"travel": {"max_tokens": 256}}}
+
+test_organisation_granted_a_model_may_message_it_under_a_token_budget if {
+	d := a2a.decision with input as model_message("travel") with data.meshgate.model_access as model_access
+	d.allow
+	d.reasons == ["organisation travel may use model smollm2"]
+	d.obligations.max_tokens == 256
+	d.obligations.deny_file_parts
+}
+
+test_organisation_without_a_model_grant_may_not_message_it if {
+	d := a2a.decision with input as model_message("finance") with data.meshgate.model_access as model_access
+	not d.allow
+	d.reasons == ["organisation finance has no grant for skill generate of organisation meshgate"]
+}
+
+test_discovery_shows_the_models_an_organisation_may_use if {
+	discover := {
+		"version": 1,
+		"subject": {"id": "planner-bot", "tenant": "travel", "roles": [], "issuer": "apikey"},
+		"action": "a2a.agents/discover",
+		"resource": {"kind": "directory", "id": "agents", "agents": {
+			"smollm2": {"organization": "meshgate", "skills": ["generate"]},
+			"ledger": {"organization": "finance", "skills": ["transfer-funds"]},
+		}},
+	}
+	d := a2a.decision with input as discover with data.meshgate.model_access as model_access
+		with data.meshgate.a2a_grants as {}
+	d.obligations.visible == ["smollm2"]
+	hidden := a2a.decision with input as discover with data.meshgate.model_access as {}
+		with data.meshgate.a2a_grants as {}
+	hidden.obligations.visible == []
+}

@@ -62,6 +62,12 @@ id_allowed(id) if {
 	glob.match(pattern, null, id)
 }
 
+# Models (the gateway fronts each as upstream `<model>`, tool `<model>_generate`): a tenant may use the
+# models data.meshgate.model_access grants it, whatever its `tools` patterns say.
+model_access := data.meshgate.model_access[input.resource.server][input.subject.tenant]
+
+id_allowed(id) if data.meshgate.model_access[input.resource.servers[id]][input.subject.tenant]
+
 # The server of a listed resource: the gateway names it in `input.resource.servers` (a map id ->
 # server); without it, a namespaced id `<server>+<original-uri>` names it before the first "+".
 server_of(id) := input.resource.servers[id]
@@ -85,6 +91,11 @@ grant contains sprintf("tenant %s may %s %s", [input.subject.tenant, verb_of[inp
 	input.action in {"mcp.tools/call", "mcp.prompts/get"}
 	some pattern in tenant.tools
 	glob.match(pattern, null, input.resource.id)
+}
+
+grant contains sprintf("tenant %s may use model %s", [input.subject.tenant, input.resource.server]) if {
+	input.action == "mcp.tools/call"
+	model_access
 }
 
 grant contains sprintf("tenant %s may read from server %s", [input.subject.tenant, input.resource.server]) if {
@@ -219,6 +230,13 @@ extra_obligations["cap_arguments"] := argument_caps if {
 	allow
 	input.action == "mcp.tools/call"
 	count(argument_caps) > 0
+}
+
+# The most tokens one generation may produce for this tenant on this model.
+extra_obligations["max_tokens"] := model_access.max_tokens if {
+	allow
+	input.action == "mcp.tools/call"
+	is_number(model_access.max_tokens)
 }
 
 extra_obligations["require_pinned"] := true if {

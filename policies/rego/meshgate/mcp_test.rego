@@ -370,3 +370,45 @@ test_no_arguments_are_redacted_by_the_shipped_data if {
 	d := mcp.decision with input as call("acme", [], "notes_add_note", {"title": "t", "body": "b"})
 	not d.obligations.redact_arguments
 }
+
+# --- models -------------------------------------------------------------------------------------
+
+model_call(tenant, roles, max_tokens) := {
+	"version": 1,
+	"subject": subject(tenant, roles),
+	"action": "mcp.tools/call",
+	"resource": {"kind": "tool", "id": "smollm2_generate", "server": "smollm2", "name": "generate"},
+	"arguments": {"prompt": "hi", "max_tokens": max_tokens},
+}
+
+test_tenant_granted_a_model_may_call_its_tool_under_a_token_budget if {
+	d := mcp.decision with input as model_call("public", [], 500)
+	d.allow
+	d.reasons == ["tenant public may use model smollm2"]
+	d.obligations.max_tokens == 64
+}
+
+test_tenant_without_a_model_grant_may_not_call_its_tool if {
+	d := mcp.decision with input as model_call("acme", [], 10)
+		with data.meshgate.model_access as {"smollm2": {"globex": {"max_tokens": 8}}}
+	not d.allow
+	d.reasons == ["tool smollm2_generate is not allowed for tenant acme"]
+}
+
+test_model_tool_is_listed_only_for_tenants_granted_the_model if {
+	tools_list := {
+		"version": 1,
+		"subject": subject("public", []),
+		"action": "mcp.tools/list",
+		"resource": {
+			"kind": "catalog", "id": "tools",
+			"items": ["smollm2_generate", "toolbox_calculate"],
+			"servers": {"smollm2_generate": "smollm2", "toolbox_calculate": "toolbox"},
+		},
+		"arguments": {},
+	}
+	d := mcp.decision with input as tools_list
+	d.obligations.visible == ["smollm2_generate", "toolbox_calculate"]
+	denied := mcp.decision with input as tools_list with data.meshgate.model_access as {}
+	denied.obligations.visible == ["toolbox_calculate"]
+}
