@@ -105,12 +105,15 @@ def extended_chain(
     return [*chain, {"subject": principal.subject, "agent": agent_id, "scopes": scopes}]
 
 
+def named_skill(metadata: Mapping[str, Any]) -> str:
+    """The skill a message names in its metadata, or ""."""
+    named = metadata.get(SKILL_KEY)
+    return named if isinstance(named, str) else ""
+
+
 def requested_skill(metadata: Mapping[str, Any], card_skills: list[str]) -> str:
     """The skill a message asks for: named in its metadata, else the target's only skill, else ""."""
-    named = metadata.get(SKILL_KEY)
-    if isinstance(named, str) and named:
-        return named
-    return card_skills[0] if len(card_skills) == 1 else ""
+    return named_skill(metadata) or (card_skills[0] if len(card_skills) == 1 else "")
 
 
 def agent_resource(agent_id: str, organization: str, skill: str) -> ResourceDoc:

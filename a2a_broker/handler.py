@@ -57,6 +57,7 @@ from a2a_broker.delegation import (
     TaskOwners,
     agent_resource,
     extended_chain,
+    named_skill,
     owner_key,
     requested_skill,
     task_resource,
@@ -268,25 +269,34 @@ class BrokerRequestHandler(RequestHandler):
         metadata: dict[str, Any] = MessageToDict(params.message.metadata)
         # A2A 0.3 requests have no `tenant`: such a peer names the agent in message metadata instead.
         agent = params.tenant or context.tenant or str(metadata.get(AGENT_KEY, ""))
-        resolved = self._resolve(agent, context)
-        principal = resolved.principal
+        principal = self._principal(context)
+        record = self._lookup(agent)
         if params.message.task_id and self._owners.owned(params.message.task_id, owner_key(principal)) is None:
             raise TaskNotFoundError  # continuing someone else's task: as if it did not exist
         try:
-            chain = extended_chain(metadata, principal, resolved.record.agent_id, self._seal)
+            chain = extended_chain(metadata, principal, agent, self._seal)
             self._check_continuation(chain, principal)
         except DelegationInvalid as exc:
             raise InvalidParamsError(str(exc)) from exc
-        skill = requested_skill(metadata, [s.id for s in resolved.card.skills])
+        # An unknown agent is decided too (organisation "", no card skills) and audited as
+        # `agent_not_found`: a principal the policy would not let reach it gets the same denial as for an
+        # agent that exists (spec §13.1: do not reveal existence); only an allowed one learns -32038.
+        card = parse_card(record.card_json) if record is not None else None
+        skill = requested_skill(metadata, [s.id for s in card.skills] if card is not None else [])
         wire = MessageToDict(params.message)
         check = self._gate.check(
             principal,
             action,
-            agent_resource(resolved.record.agent_id, resolved.record.organization, skill),
-            message={"parts": wire.get("parts", []), "role": wire.get("role", ""), "skill": skill},
+            agent_resource(agent, record.organization if record is not None else "", skill),
+            message={"parts": wire.get("parts", []), "role": wire.get("role", ""), "skill": named_skill(metadata)},
             delegation=chain,
             call=_call_info(context),
+            denied_outcome="denied" if record is not None else AgentNotFound.code,
         )
+        if record is None or card is None:
+            check.record(AgentNotFound.code)
+            raise AgentNotFound(f"no agent {agent!r} is registered with the broker", agent=agent)
+        resolved = _Resolved(principal, record, card)
         forwarded = SendMessageRequest()
         forwarded.CopyFrom(params)
         forwarded.tenant = ""  # the target's interface supplies its own tenant
@@ -330,13 +340,18 @@ class BrokerRequestHandler(RequestHandler):
 
     def _resolve(self, agent_id: str, context: ServerCallContext) -> _Resolved:
         principal = self._principal(context)
+        record = self._lookup(agent_id)
+        if record is None:
+            raise AgentNotFound(f"no agent {agent_id!r} is registered with the broker", agent=agent_id)
+        return _Resolved(principal, record, parse_card(record.card_json))
+
+    def _lookup(self, agent_id: str) -> AgentRecord | None:
         if not agent_id:
             raise InvalidParamsError("address the call to a registered agent: set `tenant` to its agent id")
         try:
-            record = self._directory.get_agent(agent_id)
+            return self._directory.get_agent(agent_id)
         except NotFound:
-            raise AgentNotFound(f"no agent {agent_id!r} is registered with the broker", agent=agent_id) from None
-        return _Resolved(principal, record, parse_card(record.card_json))
+            return None
 
     def _principal(self, context: ServerCallContext) -> Principal:
         user = context.user

@@ -71,10 +71,12 @@ class PolicyGate:
         message: dict[str, Any] | None,
         delegation: list[DelegationHop],
         call: CallInfo,
+        denied_outcome: str = "denied",
     ) -> Check:
         """Decide the call; on an allow, return it with its span open (end it with `Check.record`).
 
         `message` (`{parts, …}`, A2A JSON) reaches the policy with `size_bytes` added (`message_size`).
+        `denied_outcome` is what a deny is audited as (`agent_not_found` for an unknown target agent).
 
         Raises:
             PayloadTooLarge: the message exceeds `max_message_bytes` (audited, span ended, no decision).
@@ -117,8 +119,8 @@ class PolicyGate:
             }
         )
         if not decision.allow or decision.error:
-            self.audit(principal, decision, policy_input, "denied")
-            span.set_attribute("meshgate.outcome", "denied")
+            self.audit(principal, decision, policy_input, denied_outcome)
+            span.set_attribute("meshgate.outcome", denied_outcome)
             span.end()
             raise_for(decision)
         return Check(self, principal, decision, policy_input, span)

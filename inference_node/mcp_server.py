@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent
 from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs it for nested TypedDicts before Python 3.12
 
 from inference_node.client import NodeClient
 from inference_node.engine import ChatMessage, GenerationRequest
@@ -54,7 +55,9 @@ Temperature = Annotated[float, Field(ge=0.0, le=2.0, description="0 is greedy: t
 
 def build_server(model: str, router: ModelRouter) -> MCPServer:
     """The MCP server exposing `model` as the tool `generate`."""
-    server = MCPServer(model, version="1.0.0", instructions=f"Text generation with the {model} model.")
+    server = MCPServer(
+        model, version="1.0.0", instructions=f"Text generation with the {model} model.", log_level="WARNING"
+    )
 
     @server.tool(
         name="generate",

@@ -237,7 +237,7 @@ async def test_an_ungranted_cross_org_skill_is_denied_with_reasons_and_audited(m
     assert info["reason"] == "POLICY_DENIED"
     assert (
         info["metadata"]["reasons"]
-        == "organisation travel has no grant for skill transfer-funds of organisation finance"
+        == "organisation travel has no grant for skill transfer-funds of agent ledger"
     )
     assert mesh.ledger.metadata == []  # never reached the target
     assert mesh.audit.flush()
@@ -297,10 +297,51 @@ async def _jsonrpc_error(mesh: Mesh, token: str, request: SendMessageRequest) ->
     return response.json()["error"]
 
 
-async def test_an_unknown_agent_is_an_error(mesh: Mesh) -> None:
+async def test_a_message_to_an_unknown_agent_is_decided_and_audited(mesh: Mesh) -> None:
     token = mesh.api_key("travel", "planner-bot")
     error = await _jsonrpc_error(mesh, token, quote_request(agent="nobody"))
+    assert error["code"] == PolicyDeniedError.jsonrpc_code  # travel may not reach an agent of no organisation
+    assert mesh.audit.flush()
+    [record] = mesh.audit.query(AuditQuery(action="a2a.message/send"))
+    assert (record.resource, record.allow, record.outcome) == ("nobody", False, "agent_not_found")
+    assert record.decision_id == error["data"][0]["metadata"]["decision_id"]
+    assert record.input is not None and record.input["resource"]["organization"] == ""
+
+
+async def test_only_a_principal_the_policy_allows_learns_that_an_agent_is_unknown(mesh: Mesh) -> None:
+    # The shipped bundle grants travel model smollm2, which no node has registered in this mesh.
+    token = mesh.api_key("travel", "planner-bot")
+    error = await _jsonrpc_error(mesh, token, quote_request(agent="smollm2", skill=""))
     assert error["code"] == AgentNotFoundError.jsonrpc_code
+    assert mesh.audit.flush()
+    [record] = mesh.audit.query(AuditQuery(action="a2a.message/send"))
+    assert (record.resource, record.allow, record.outcome) == ("smollm2", True, "agent_not_found")
+
+
+@pytest.mark.parametrize("skill", ["transfer-funds", ""])
+async def test_an_unknown_agent_answers_an_outsider_exactly_like_an_unreachable_one(mesh: Mesh, skill: str) -> None:
+    # Spec §13.1: an outsider must not learn whether an agent exists. Both ids are 6 characters, so that
+    # after naming the agent each answer differs in nothing but its random decision id.
+    token = mesh.api_key("travel", "planner-bot")
+
+    async def answers(agent: str) -> list[str]:
+        request = quote_request(agent=agent, skill=skill)
+        error = await _jsonrpc_error(mesh, token, request)
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(
+                f"{mesh.url}/a2a/rest/{agent}/message:send",
+                json=MessageToDict(request),
+                headers={"Authorization": f"Bearer {token}", "A2A-Version": "1.0"},
+            )
+        rest = response.json()
+        for info in (*error["data"], *rest["error"]["details"]):
+            info.get("metadata", {}).pop("decision_id", None)
+        return [json.dumps(error), str(response.status_code), json.dumps(rest)]
+
+    existing, unknown = await answers("ledger"), await answers("nobody")
+    assert json.loads(existing[0])["code"] == PolicyDeniedError.jsonrpc_code and existing[1] == "403"
+    assert [a.replace("nobody", "ledger") for a in unknown] == existing
+    assert mesh.ledger.metadata == []
 
 
 async def test_a_down_target_is_an_error_and_the_broker_keeps_serving(mesh: Mesh) -> None:

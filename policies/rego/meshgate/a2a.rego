@@ -90,22 +90,30 @@ denials contains msg if {
 	msg := sprintf("action %s is not served by the A2A policy", [input.action])
 }
 
+# A denial names only what the caller asked for (the agent id, the skill its message names) and its own
+# organisation: never the target's organisation nor a skill read from the target's card, so an unknown
+# agent (decided with organisation "") and an existing one the caller may not reach read the same (A2A
+# spec §13.1: do not reveal existence). A task's owner already knows its agent: task denials name its skill.
+asked_skill := object.get(object.get(input, "message", {}), "skill", "") if input.action in message_actions
+
+asked_skill := skill if not input.action in message_actions
+
 denials contains msg if {
 	input.action in supported_actions
 	not same_org
 	not granted
-	skill == ""
-	msg := sprintf("organisation %s may not delegate to %s's agent %s without naming a granted skill", [
-		source_org, target_org, input.resource.agent,
-	])
+	asked_skill == ""
+	msg := sprintf("organisation %s has no grant to reach agent %s", [source_org, input.resource.agent])
 }
 
 denials contains msg if {
 	input.action in supported_actions
 	not same_org
 	not granted
-	skill != ""
-	msg := sprintf("organisation %s has no grant for skill %s of organisation %s", [source_org, skill, target_org])
+	asked_skill != ""
+	msg := sprintf("organisation %s has no grant for skill %s of agent %s", [
+		source_org, asked_skill, input.resource.agent,
+	])
 }
 
 denials contains msg if {

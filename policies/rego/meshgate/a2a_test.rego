@@ -9,7 +9,7 @@ message(tenant, org, skill, chain) := {
 	"subject": {"id": "planner-bot", "tenant": tenant, "roles": [], "issuer": "apikey"},
 	"action": "a2a.message/send",
 	"resource": {"kind": "agent", "id": "ledger", "agent": "ledger", "organization": org, "skill": skill},
-	"message": {"parts": [{"text": "quote 100 EUR in USD"}]},
+	"message": {"parts": [{"text": "quote 100 EUR in USD"}], "skill": skill},
 	"delegation": chain,
 	"context": {"time": "2026-01-01T00:00:00.000Z", "trace_id": "", "request_size": 10, "client": "", "protocol_version": "1.0"},
 }
@@ -33,7 +33,7 @@ test_ungranted_cross_org_skill_is_denied if {
 	d := a2a.decision with input as message("travel", "finance", "transfer-funds", [hop("ledger", [])])
 		with data.meshgate.a2a_grants as grants
 	not d.allow
-	d.reasons == ["organisation travel has no grant for skill transfer-funds of organisation finance"]
+	d.reasons == ["organisation travel has no grant for skill transfer-funds of agent ledger"]
 }
 
 test_grants_are_one_way if {
@@ -52,6 +52,24 @@ test_unknown_target_organisation_is_denied if {
 	d := a2a.decision with input as message("travel", "", "currency-quote", [])
 		with data.meshgate.a2a_grants as grants
 	not d.allow
+}
+
+# The broker decides a message to an unknown agent with organisation "": the denial must read exactly like
+# the one for an agent that exists but is out of reach, with or without a named skill.
+test_an_unknown_agent_is_denied_like_an_unreachable_one if {
+	existing := a2a.decision with input as message("travel", "finance", "transfer-funds", [hop("ledger", [])])
+		with data.meshgate.a2a_grants as grants
+	unknown := a2a.decision with input as message("travel", "", "transfer-funds", [hop("ledger", [])])
+		with data.meshgate.a2a_grants as grants
+	not unknown.allow
+	unknown.reasons == existing.reasons
+	# No skill named: the broker infers a single-skill card's skill, which the denial must not show.
+	inferred := object.union(message("travel", "finance", "transfer-funds", []), {"message": {"parts": [], "skill": ""}})
+	unnamed := object.union(message("travel", "", "", []), {"message": {"parts": [], "skill": ""}})
+	a := a2a.decision with input as inferred with data.meshgate.a2a_grants as grants
+	b := a2a.decision with input as unnamed with data.meshgate.a2a_grants as grants
+	a.reasons == ["organisation travel has no grant to reach agent ledger"]
+	b.reasons == a.reasons
 }
 
 test_two_hops_are_allowed if {
@@ -237,7 +255,7 @@ test_organisation_granted_a_model_may_message_it_under_a_token_budget if {
 test_organisation_without_a_model_grant_may_not_message_it if {
 	d := a2a.decision with input as model_message("finance") with data.meshgate.model_access as model_access
 	not d.allow
-	d.reasons == ["organisation finance has no grant for skill generate of organisation meshgate"]
+	d.reasons == ["organisation finance has no grant to reach agent smollm2"]
 }
 
 test_discovery_shows_the_models_an_organisation_may_use if {
