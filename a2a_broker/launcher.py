@@ -2,24 +2,26 @@
 
 For each enabled entry, `meshgate up` (once the broker listens):
 
-1. with a `launch` command, starts the agent as a supervised child (`meshgate.processes`: its own
-   session, stopped when the broker stops) with a minimal environment, `MESHGATE_BROKER_URL`, the
-   entry's `env` and, with `broker_key`, `MESHGATE_BROKER_KEY` — an API key minted for that identity
-   now and revoked at shutdown, so the secret exists only in the child's environment;
+1. with a `launch` command, runs the agent as a supervised child (`meshgate.processes.supervise_forever`:
+   its own session, stopped when the broker stops, restarted with capped exponential backoff when it
+   exits) with a minimal environment, `MESHGATE_BROKER_URL`, the entry's `env` and, with `broker_key`,
+   `MESHGATE_BROKER_KEY` — an API key minted for that identity at each start and revoked once that child
+   has stopped, so a key lives exactly as long as the one process that holds it;
 2. polls the card URL (backing off to `MAX_POLL_INTERVAL_S`) until it answers a valid card, then
-   stores the card verbatim in the registry (`cards.agent_record`), replacing an earlier record.
+   stores the card verbatim in the registry (`cards.agent_record`), replacing an earlier record; a
+   restarted agent is registered again the same way.
 
 An agent that is slow, down or exits never stops the broker: its state is on the broker's `/healthz`
-(`starting`, `registered`, `down` with the last error after `start_timeout_s`, `exited` with the code),
-and one that comes up late is registered then. An exited agent is not restarted.
+(`starting`, `registered`, `down` with the last error after `start_timeout_s`, `restarting` with the
+exit code and the restart count), and one that comes up late is registered then.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -30,7 +32,7 @@ from a2a_broker.cards import agent_record, card_url, fetch_card
 from meshgate.config import AgentConfig, resolve_argv
 from meshgate.errors import MeshError
 from meshgate.identity import new_api_key
-from meshgate.processes import default_environment, supervised_process
+from meshgate.processes import RESTART_BACKOFF, Backoff, Exited, default_environment, supervise_forever
 from registry.clock import utc_now
 from registry.store import RegistryStore
 
@@ -46,16 +48,22 @@ class AgentState:
     """What `/healthz` shows for one configured agent."""
 
     card_url: str
-    state: Literal["starting", "registered", "down", "exited"] = "starting"
+    state: Literal["starting", "registered", "down", "restarting"] = "starting"
     pid: int | None = None
     error: str = ""
+    exit_code: int | None = None
+    """The last exit's code (a launched agent that exited)."""
+    restarts: int = 0
 
 
 class AgentLauncher:
-    def __init__(self, agents: Sequence[AgentConfig], store: RegistryStore, *, base_dir: str) -> None:
+    def __init__(
+        self, agents: Sequence[AgentConfig], store: RegistryStore, *, base_dir: str, backoff: Backoff = RESTART_BACKOFF
+    ) -> None:
         self._agents = [a for a in agents if a.enabled]
         self._store = store
         self._base_dir = base_dir
+        self._backoff = backoff
         self.states = {a.id: AgentState(card_url=card_url(a.card_url)) for a in self._agents}
 
     def health(self) -> dict[str, object]:
@@ -81,6 +89,30 @@ class AgentLauncher:
         if not agent.launch:
             await self._register_when_up(agent, None)
             return
+        state = self.states[agent.id]
+
+        async def on_start(process: Process) -> None:
+            state.state, state.pid = "starting", process.pid
+            await self._register_when_up(agent, process)
+
+        def on_exit(exited: Exited) -> None:
+            state.state, state.exit_code, state.restarts = "restarting", exited.code, exited.restarts
+            state.error = f"exited with code {exited.code}; restart {exited.restarts} in {exited.delay_s:g} s"
+
+        await supervise_forever(
+            f"agent {agent.id}",
+            resolve_argv(agent.launch, self._base_dir),
+            cwd=self._base_dir or None,
+            env=functools.partial(self._environment, agent, broker_url),
+            on_start=on_start,
+            on_exit=on_exit,
+            backoff=self._backoff,
+        )
+
+    @contextmanager
+    def _environment(self, agent: AgentConfig, broker_url: str) -> Generator[dict[str, str]]:
+        # One run's environment. Its broker key is minted now and revoked when the run's child has stopped
+        # (a fresh key per start): no key outlives the process it was given to, even one that crashed.
         env = {**default_environment(), "MESHGATE_BROKER_URL": broker_url}
         key_id = ""
         if agent.broker_key is not None:
@@ -89,15 +121,8 @@ class AgentLauncher:
             self._store.add_api_key(record)
             key_id, env["MESHGATE_BROKER_KEY"] = record.key_id, token
         env.update(agent.env)
-        state = self.states[agent.id]
-        argv = resolve_argv(agent.launch, self._base_dir)
         try:
-            async with supervised_process(f"agent {agent.id}", argv, cwd=self._base_dir or None, env=env) as process:
-                state.pid = process.pid
-                await self._register_when_up(agent, process)
-                code = await process.wait()
-                state.state, state.error = "exited", f"exited with code {code}"
-                logger.warning("agent %s exited with code %s; it is not restarted", agent.id, code)
+            yield env
         finally:
             if key_id:
                 self._store.revoke_api_key(key_id)

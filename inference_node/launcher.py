@@ -1,11 +1,13 @@
 """What `meshgate up` does for the config's `inference:` section: launch the nodes, front the models.
 
-Each node is a supervised child (`meshgate node ...`, `meshgate.processes`) that registers itself in the
-registry; its state is on the gateway's `/healthz`. Each model in `inference.models` becomes, beside the
-configured ones, an upstream `<id>` (the stdio MCP server of `inference_node/mcp_server.py`, so the
-gateway federates tool `<id>_generate`) and an agent `<id>` the broker launches and registers
-(`inference_node/a2a_agent.py`). Both fronts route through the registry's nodes, so they start at once
-and answer `node_unavailable` until a node is up.
+Each node is a supervised child (`meshgate node ...`, `meshgate.processes.supervise_forever`: restarted
+with capped exponential backoff when it exits) that registers itself in the registry; its state
+(`running`, or `restarting` with the exit code and restart count) is under `nodes` on the broker's
+`/healthz`. Each model in `inference.models` becomes, beside the configured ones, an upstream `<id>`
+(the stdio MCP server of `inference_node/mcp_server.py`, so the gateway federates tool `<id>_generate`)
+and an agent `<id>` the broker launches and registers (`inference_node/a2a_agent.py`). Both fronts
+route through the registry's nodes, so they start at once and answer `node_unavailable` until a node
+is up.
 """
 
 from __future__ import annotations
@@ -13,17 +15,17 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import AsyncGenerator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import anyio
-from anyio.abc import Process
+from anyio.abc import Process, TaskStatus
 
 from meshgate.config import AgentConfig, Config, InferenceNodeConfig, UpstreamConfig, registry_url
 from meshgate.errors import ConfigError
-from meshgate.processes import default_environment, supervised_process
+from meshgate.processes import RESTART_BACKOFF, Backoff, Exited, default_environment, supervise_forever
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +83,20 @@ class NodeState:
 
     model: str
     engine: str
-    state: Literal["starting", "running", "exited"] = "starting"
+    state: Literal["starting", "running", "restarting"] = "starting"
     pid: int | None = None
     error: str = ""
+    exit_code: int | None = None
+    """The last exit's code (a node that exited)."""
+    restarts: int = 0
 
 
 class NodeLauncher:
-    """Runs the config's enabled nodes as children for as long as `running()` is open."""
+    """Runs the config's enabled nodes as children, restarted when they exit, for as long as `running()` is open."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, backoff: Backoff = RESTART_BACKOFF) -> None:
         self._config = config
+        self._backoff = backoff
         self._nodes = [n for n in config.inference.nodes if n.enabled] if config.inference.enabled else []
         self.states = {n.name: NodeState(model=n.model, engine=n.engine) for n in self._nodes}
 
@@ -99,29 +105,38 @@ class NodeLauncher:
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[None, None]:
+        """Every node has been started when the context opens; all are stopped when it closes."""
         if not self._nodes:
             yield
             return
-        env = {**default_environment(), "MESHGATE_REGISTRY_URL": registry_url(self._config)}
-        async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as tg:
             for node in self._nodes:
-                argv = self._argv(node)
-                process = await stack.enter_async_context(
-                    supervised_process(f"node {node.name}", argv, cwd=self._config.base_dir or None, env=env)
-                )
-                state = self.states[node.name]
-                state.pid, state.state = process.pid, "running"
-                tg.start_soon(self._watch, node.name, process)
+                await tg.start(self._supervise, node)
             try:
                 yield
             finally:
                 tg.cancel_scope.cancel()
 
-    async def _watch(self, name: str, process: Process) -> None:
-        code = await process.wait()
-        state = self.states[name]
-        state.state, state.error = "exited", f"exited with code {code}"
-        logger.warning("node %s exited with code %s; it is not restarted", name, code)
+    async def _supervise(self, node: InferenceNodeConfig, *, task_status: TaskStatus[Process]) -> None:
+        state = self.states[node.name]
+
+        async def on_start(process: Process) -> None:
+            state.state, state.pid = "running", process.pid
+
+        def on_exit(exited: Exited) -> None:
+            state.state, state.exit_code, state.restarts = "restarting", exited.code, exited.restarts
+            state.error = f"exited with code {exited.code}; restart {exited.restarts} in {exited.delay_s:g} s"
+
+        await supervise_forever(
+            f"node {node.name}",
+            self._argv(node),
+            cwd=self._config.base_dir or None,
+            env={**default_environment(), "MESHGATE_REGISTRY_URL": registry_url(self._config)},
+            on_start=on_start,
+            on_exit=on_exit,
+            backoff=self._backoff,
+            task_status=task_status,
+        )
 
     def _argv(self, node: InferenceNodeConfig) -> list[str]:
         argv = [sys.executable, "-m", "meshgate", "node", "--name", node.name, "--model", node.model]

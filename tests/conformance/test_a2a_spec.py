@@ -266,6 +266,21 @@ def rest_error(response: httpx.Response) -> tuple[int, str]:
     return response.status_code, info["reason"]
 
 
+@requirement("13.1 do not reveal existence: an unknown agent answers as an existing one the caller may not reach")
+async def test_an_unknown_agent_reads_like_an_unreachable_one(mesh: Mesh, _clause: str) -> None:
+    outsider = mesh.headers("finance", "fin-bot")  # finance holds no grant on travel's planner
+    answers: list[str] = []
+    for agent in ("planner", "nobody1"):  # the same length, so the answers differ only in the name
+        rpc = await mesh.rpc("SendMessage", message("hello", agent=agent), headers=outsider)
+        response = await mesh.rest("POST", f"/{agent}/message:send", message("hello", agent=agent), headers=outsider)
+        rest = response.json()
+        for info in (*rpc["error"]["data"], *rest["error"]["details"]):
+            info.get("metadata", {}).pop("decision_id", None)
+        answers.append(json.dumps([rpc["error"], response.status_code, rest]).replace(agent, "AGENT"))
+    assert answers[0] == answers[1]
+    assert '"reason": "POLICY_DENIED"' in answers[0]
+
+
 @requirement("3.3.4 / 5.4 -32003 PushNotificationNotSupported for a target without push notifications")
 async def test_push_config_for_an_agent_without_push_is_push_not_supported(mesh: Mesh, _clause: str) -> None:
     config = {"url": "http://127.0.0.1:9/hook"}

@@ -235,10 +235,7 @@ async def test_an_ungranted_cross_org_skill_is_denied_with_reasons_and_audited(m
     assert error["code"] == PolicyDeniedError.jsonrpc_code
     info = error["data"][0]
     assert info["reason"] == "POLICY_DENIED"
-    assert (
-        info["metadata"]["reasons"]
-        == "organisation travel has no grant for skill transfer-funds of agent ledger"
-    )
+    assert info["metadata"]["reasons"] == "organisation travel has no grant for skill transfer-funds of agent ledger"
     assert mesh.ledger.metadata == []  # never reached the target
     assert mesh.audit.flush()
     [record] = mesh.audit.query(AuditQuery(decision_id=info["metadata"]["decision_id"]))

@@ -148,6 +148,38 @@ def test_up_launches_and_registers_the_agents_and_relays_allowed_and_denied_dele
     assert [line.split()[-1] for line in keys.splitlines() if " planner " in line] == ["revoked"]
 
 
+def test_a_killed_agent_is_restarted_re_registered_and_given_a_fresh_key(
+    mesh: tuple[subprocess.Popen[str], str, Path],
+) -> None:
+    process, broker, config = mesh
+    before = wait_registered(broker, {"ledger", "planner"})["agents"]
+    for agent in ("ledger", "planner"):
+        os.kill(before[agent]["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:  # restarted (first backoff 0.5 s) and registered again once its card answers
+        after = httpx.get(f"{broker}/healthz").json()["agents"]
+        if all(after[a]["state"] == "registered" and after[a]["restarts"] == 1 for a in ("ledger", "planner")):
+            break
+        assert time.monotonic() < deadline, after
+        time.sleep(0.2)
+    for agent in ("ledger", "planner"):
+        assert after[agent]["pid"] != before[agent]["pid"]
+        assert after[agent]["exit_code"] == -signal.SIGKILL
+    # The restarted planner delegates to the restarted ledger with the key minted for its new run.
+    key = meshgate("keys", "create", "--tenant", "travel", "--subject", "alice", config=config).stdout.strip()
+    budget = json.dumps(anyio.run(send, broker, key, "planner", "3 nights at 120 EUR in USD"))
+    assert "USD" in budget and "quote_error" not in budget
+    keys = meshgate("keys", "list", "--tenant", "travel", config=config).stdout
+    assert sorted(line.split()[-1] for line in keys.splitlines() if " planner " in line) == ["active", "revoked"]
+
+    children = descendants(process.pid)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    assert {pid for pid in children if alive(pid)} == set()
+    keys = meshgate("keys", "list", "--tenant", "travel", config=config).stdout
+    assert [line.split()[-1] for line in keys.splitlines() if " planner " in line] == ["revoked", "revoked"]
+
+
 def test_an_agent_that_never_serves_its_card_is_reported_down_and_the_broker_keeps_serving(tmp_path: Path) -> None:
     (port,) = free_ports(1)
     config = tmp_path / "meshgate.yaml"
