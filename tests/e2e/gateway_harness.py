@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
 import sys
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
@@ -24,6 +22,7 @@ from meshgate.config import Config
 from meshgate.identity import new_api_key
 from meshgate.serving import ListeningServer
 from registry.sqlite_store import SqliteStore
+from tests.e2e.announced import announced
 
 ROOT = Path(__file__).parents[2]
 UPSTREAMS = ROOT / "examples" / "upstreams"
@@ -79,27 +78,9 @@ def echo_upstream() -> dict[str, Any]:
 @asynccontextmanager
 async def http_upstream(script: str, *args: str) -> AsyncGenerator[str, None]:
     """Start an example HTTP upstream on port 0 and yield the URL it prints."""
-    process = await anyio.open_process(
-        [sys.executable, str(UPSTREAMS / script), "--host", "127.0.0.1", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=None,
-    )
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(20):
-            line = b""
-            while not line.endswith(b"\n"):
-                line += await process.stdout.receive(1)
-        yield line.decode().strip().rsplit(" ", 1)[-1]
-    finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):  # it may have just exited (the crash tests)
-                process.terminate()
-            with anyio.move_on_after(5):
-                await process.wait()
-        if process.returncode is None:
-            process.kill()
-        await process.aclose()
+    argv = [sys.executable, str(UPSTREAMS / script), "--host", "127.0.0.1", "--port", "0", *args]
+    async with announced(argv, timeout_s=20) as (_, line):
+        yield line.rsplit(" ", 1)[-1]
 
 
 @asynccontextmanager

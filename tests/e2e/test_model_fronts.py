@@ -9,7 +9,6 @@ tokens against the caller.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -37,6 +36,7 @@ from registry.audit import AuditLog
 from registry.models import AgentRecord, AuditQuery, UsageQuery
 from registry.sqlite_store import SqliteStore
 from registry.usage import UsageMeter
+from tests.e2e.announced import announced
 from tests.e2e.gateway_harness import config_for, running_gateway
 from tests.e2e.test_broker import serving
 
@@ -48,22 +48,8 @@ async def running_node(registry: Path, name: str = "cpu-1") -> AsyncGenerator[st
     """A real `meshgate node` on 127.0.0.1:0; yields its announcement line once it serves and is registered."""
     argv = [sys.executable, "-m", "meshgate", "node", "--name", name, "--model", "smollm2", "--port", "0"]
     env = {"MESHGATE_REGISTRY_URL": f"sqlite:///{registry}", "PATH": "/usr/bin:/bin"}
-    process = await anyio.open_process(argv, stdout=subprocess.PIPE, stderr=None, env=env)
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(60):
-            line = b""
-            while not line.endswith(b"\n"):
-                line += await process.stdout.receive(1)
-        yield line.decode().strip()
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            with anyio.move_on_after(10):
-                await process.wait()
-        if process.returncode is None:
-            process.kill()
-        await process.aclose()
+    async with announced(argv, env=env) as (_, line):
+        yield line
 
 
 def model_config(tmp_path: Path) -> Any:
@@ -152,22 +138,8 @@ async def running_model_agent(registry: Path) -> AsyncGenerator[str, None]:
         "--registry",
         f"sqlite:///{registry}",
     ]
-    process = await anyio.open_process(argv, stdout=subprocess.PIPE, stderr=None)
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(30):
-            line = b""
-            while not line.endswith(b"\n"):
-                line += await process.stdout.receive(1)
-        yield line.decode().strip().rsplit(" ", 1)[-1]
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            with anyio.move_on_after(10):
-                await process.wait()
-        if process.returncode is None:
-            process.kill()
-        await process.aclose()
+    async with announced(argv, timeout_s=30) as (_, line):
+        yield line.rsplit(" ", 1)[-1]
 
 
 @asynccontextmanager

@@ -7,7 +7,6 @@ with the real gRPC `NodeClient`.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,6 +21,7 @@ from inference_node.engine import ChatMessage, GenerationRequest
 from inference_node.routing import ModelRouter, RoutingConfig
 from meshgate.errors import MeshError, NodeUnavailable
 from registry.sqlite_store import SqliteStore
+from tests.e2e.announced import announced
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -30,19 +30,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 async def node_process(registry: Path, name: str) -> AsyncGenerator[Process, None]:
     argv = [sys.executable, "-m", "meshgate", "node", "--name", name, "--port", "0", "--capacity", "1"]
     env = {"MESHGATE_REGISTRY_URL": f"sqlite:///{registry}", "PATH": "/usr/bin:/bin"}
-    process = await anyio.open_process(argv, stdout=subprocess.PIPE, stderr=None, env=env)
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(60):
-            line = b""
-            while not line.endswith(b"\n"):
-                line += await process.stdout.receive(1)
+    async with announced(argv, env=env) as (process, _):
         yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-        await process.aclose()
 
 
 def request(text: str, max_tokens: int) -> GenerationRequest:
