@@ -31,10 +31,13 @@ from starlette.applications import Starlette
 from inference_node.client import NodeClient
 from inference_node.engine import ChatMessage, GenerationRequest
 from inference_node.routing import ModelRouter, RoutingConfig
+from meshgate.config import TelemetryConfig
 from meshgate.errors import MeshError
+from meshgate.telemetry import configure_tracing
 from registry import open_store
 
 USAGE_META_KEY = "io.meshgate/usage"
+SERVICE_NAME = "meshgate-model-agent"
 MAX_TOKENS_META_KEY = "io.meshgate/max_tokens"
 SYSTEM_META_KEY = "io.meshgate/system"
 DEFAULT_MAX_TOKENS = 128
@@ -178,9 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--registry", required=True, help="registry URL where the nodes are registered")
     parser.add_argument("--organization", default="meshgate", help="the card's provider organisation")
     parser.add_argument("--routing", choices=["affinity", "round-robin"], default="affinity")
+    parser.add_argument("--telemetry", choices=["none", "console", "otlp"], default="none", help="span exporter")
+    parser.add_argument("--otlp-endpoint", default=TelemetryConfig().otlp_endpoint)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    telemetry = TelemetryConfig(exporter=args.telemetry, otlp_endpoint=args.otlp_endpoint, service_name=SERVICE_NAME)
+    tracing = configure_tracing(telemetry)  # the SDK's server span joins the gateway's or broker's trace
     store = open_store(args.registry)
     router = ModelRouter(
         store, connect=lambda node: NodeClient(node.address, node.model), config=RoutingConfig(policy=args.routing)
@@ -191,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         store.close()
+        if tracing is not None:
+            tracing.shutdown()
 
 
 if __name__ == "__main__":

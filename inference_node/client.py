@@ -15,6 +15,7 @@ from typing import TypeVar, cast
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
+from opentelemetry import propagate
 
 from inference_node import wire
 from inference_node.engine import GenerationChunk, GenerationRequest
@@ -62,6 +63,13 @@ class NodeStatus:
     ready: bool
 
 
+def _trace_metadata() -> tuple[tuple[str, str], ...]:
+    """The current span's W3C trace context as gRPC metadata, so the node's span joins the caller's trace."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple(carrier.items())
+
+
 class NodeClient:
     """One node at `address` (host:port); requests name `model`, the model id the node was registered with."""
 
@@ -84,7 +92,7 @@ class NodeClient:
         message = wire.build_request(request, self.model, stream=True)
         call = self._channel.unary_stream(
             MODEL_STREAM_INFER, request_serializer=_serialize, response_deserializer=pb.ModelInferResponse.FromString
-        )(message, timeout=self._timeout_s)
+        )(message, timeout=self._timeout_s, metadata=_trace_metadata())
         responses = cast(AsyncIterator[pb.ModelInferResponse], call)
         reader = wire.ResponseReader()
         started = False

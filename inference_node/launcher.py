@@ -46,7 +46,8 @@ def with_model_fronts(config: Config) -> Config:
     agents = list(config.agents)
     for model in inference.models:
         front = ["python", "-m", "inference_node.{}", "--model", model.id, "--registry", url]
-        front += ["--routing", inference.routing]
+        front += ["--routing", inference.routing, "--telemetry", config.telemetry.exporter]
+        front += ["--otlp-endpoint", config.telemetry.otlp_endpoint]
         if model.tool:
             if model.id in taken_upstreams:
                 raise ConfigError(f"inference.models: {model.id!r} is already the name of an upstream")

@@ -24,10 +24,13 @@ from typing_extensions import TypedDict  # pydantic needs it for nested TypedDic
 from inference_node.client import NodeClient
 from inference_node.engine import ChatMessage, GenerationRequest
 from inference_node.routing import ModelRouter, RoutingConfig
+from meshgate.config import TelemetryConfig
 from meshgate.errors import MeshError
+from meshgate.telemetry import configure_tracing
 from registry import open_store
 
 USAGE_META_KEY = "io.meshgate/usage"
+SERVICE_NAME = "meshgate-model-tool"
 MAX_TOKENS_LIMIT = 2048
 
 
@@ -112,7 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="model id, as the nodes registered it")
     parser.add_argument("--registry", required=True, help="registry URL where the nodes are registered")
     parser.add_argument("--routing", choices=["affinity", "round-robin"], default="affinity")
+    parser.add_argument("--telemetry", choices=["none", "console", "otlp"], default="none", help="span exporter")
+    parser.add_argument("--otlp-endpoint", default=TelemetryConfig().otlp_endpoint)
     args = parser.parse_args(argv)
+    telemetry = TelemetryConfig(exporter=args.telemetry, otlp_endpoint=args.otlp_endpoint, service_name=SERVICE_NAME)
+    tracing = configure_tracing(telemetry)  # the SDK's server span joins the gateway's or broker's trace
     store = open_store(args.registry)
     router = ModelRouter(
         store, connect=lambda node: NodeClient(node.address, node.model), config=RoutingConfig(policy=args.routing)
@@ -121,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         build_server(args.model, router).run()
     finally:
         store.close()
+        if tracing is not None:
+            tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from inference_node.engine import GenerationChunk, GenerationRequest
 from inference_node.router import NodeRouter, NodeStatus, RouterConfig
@@ -21,6 +23,7 @@ from registry.models import InferenceNode
 from registry.store import RegistryStore
 
 logger = logging.getLogger(__name__)
+_tracer = trace.get_tracer("meshgate.inference_node")
 
 RoutingConfig = RouterConfig
 """The one config of routing, also under the name the async layer's callers look for."""
@@ -106,10 +109,17 @@ class ModelRouter:
         for attempt in (1, 2):
             node = await self._choose(model, request, tried)
             started = False
+            # Not made current across the yields below (an async generator resumes in its caller's
+            # context); each read from the node runs under it, so the node's span joins this trace.
+            span = _tracer.start_span(
+                f"route {model}",
+                attributes={"gen_ai.request.model": model, "meshgate.node": node.name, "meshgate.attempt": attempt},
+            )
+            traced = trace.set_span_in_context(span)
             try:
                 stream = self._client(node).generate(request)
                 try:
-                    while (chunk := await self._next(stream, node)) is not None:
+                    while (chunk := await self._next(stream, node, traced)) is not None:
                         if not started:
                             started = True
                             self._router.mark_ok(node.name)
@@ -119,6 +129,7 @@ class ModelRouter:
                     # Runs on early close too (GeneratorExit at the yield): the node sees its stream cancelled.
                     await _close(stream)
             except _NodeFailed as failure:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, failure.reason))
                 self._router.mark_failed(node.name, failure.reason)
                 if started:
                     raise NodeUnavailable(
@@ -132,6 +143,7 @@ class ModelRouter:
                     ) from failure
             finally:
                 self._router.release(node.name)
+                span.end()
 
     async def _choose(self, model: str, request: GenerationRequest, tried: list[str]) -> InferenceNode:
         due = self._refreshed_at is None or anyio.current_time() - self._refreshed_at >= self.config.refresh_s
@@ -146,7 +158,10 @@ class ModelRouter:
             await self.refresh()
             return self._router.choose(model, request, exclude=tried)
 
-    async def _next(self, stream: AsyncIterator[GenerationChunk], node: InferenceNode) -> GenerationChunk | None:
+    async def _next(
+        self, stream: AsyncIterator[GenerationChunk], node: InferenceNode, traced: otel_context.Context
+    ) -> GenerationChunk | None:
+        token = otel_context.attach(traced)
         try:
             with anyio.fail_after(self.config.chunk_timeout_s):
                 return await anext(stream)
@@ -156,6 +171,8 @@ class ModelRouter:
             raise _NodeFailed(f"no output for {self.config.chunk_timeout_s:g}s") from exc
         except NodeUnavailable as exc:
             raise _NodeFailed(exc.detail) from exc
+        finally:
+            otel_context.detach(token)
 
     def _client(self, node: InferenceNode) -> NodeClientLike:
         client = self._clients.get(node.address)

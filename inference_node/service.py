@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 
 import anyio
 import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer as AsyncHealthServicer  # pyright: ignore[reportMissingTypeStubs]
+from opentelemetry import propagate, trace
 
 from inference_node import wire
 from inference_node.engine import EngineClient, GenerationChunk
@@ -30,6 +31,7 @@ from meshgate import errors
 from meshgate.errors import InvalidArguments, MeshError, ModelNotFound
 
 logger = logging.getLogger(__name__)
+_tracer = trace.get_tracer("meshgate.inference_node")
 
 INFER_SERVICE = "inference.GRPCInferenceService"
 STREAM_SERVICE = "meshgate.inference.v1.GRPCInferenceStreamService"
@@ -157,8 +159,10 @@ class NodeServicer(pb_grpc.GRPCInferenceServiceServicer, stream_grpc.GRPCInferen
             parsed = self._parse(request)
             if parsed.stream:
                 raise InvalidArguments("ModelInfer is unary: send stream=true to ModelStreamInfer")
-            async with self._admitted(context):
-                chunks = [chunk async for chunk in self._generate(parsed)]
+            with _generation_span(self, context) as span:
+                async with self._admitted(context):
+                    chunks = [chunk async for chunk in self._generate(parsed)]
+                _count_tokens(span, _joined(chunks))
             return self._reply(parsed, _joined(chunks), echo=not parsed.exclude_input_in_output)
         except MeshError as exc:
             await context.abort(grpc_status(exc), exc.detail)
@@ -180,11 +184,13 @@ class NodeServicer(pb_grpc.GRPCInferenceServiceServicer, stream_grpc.GRPCInferen
                 return
             if parsed.exclude_input_in_output is False:
                 raise InvalidArguments("exclude_input_in_output=false is not allowed when streaming (as in Triton)")
-            async with self._admitted(context):
-                reported = 0
-                async for chunk in self._generate(parsed):
-                    yield self._reply(parsed, chunk, output_tokens=chunk.completion_tokens - reported)
-                    reported = chunk.completion_tokens
+            with _generation_span(self, context) as span:
+                async with self._admitted(context):
+                    reported = 0
+                    async for chunk in self._generate(parsed):
+                        yield self._reply(parsed, chunk, output_tokens=chunk.completion_tokens - reported)
+                        reported = chunk.completion_tokens
+                        _count_tokens(span, chunk)
         except MeshError as exc:
             await context.abort(grpc_status(exc), exc.detail)
         except grpc.aio.AbortError:
@@ -266,3 +272,27 @@ def _joined(chunks: list[GenerationChunk]) -> GenerationChunk:
 
 def _tensor(name: str, datatype: str) -> pb.ModelMetadataResponse.TensorMetadata:
     return pb.ModelMetadataResponse.TensorMetadata(name=name, datatype=datatype, shape=[1])
+
+
+@contextlib.contextmanager
+def _generation_span(servicer: NodeServicer, context: Context) -> Generator[trace.Span]:
+    """The node's span for one generation, a child of the caller's (W3C trace context in the call metadata)."""
+    carrier = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    info = servicer.engine.info
+    attributes = {"meshgate.node": servicer.name, "gen_ai.request.model": info.model, "meshgate.engine": info.engine}
+    with _tracer.start_as_current_span(
+        "inference.generate", context=propagate.extract(carrier), kind=trace.SpanKind.SERVER, attributes=attributes
+    ) as span:
+        yield span
+
+
+def _count_tokens(span: trace.Span, chunk: GenerationChunk) -> None:
+    span.set_attributes(
+        {
+            "gen_ai.usage.input_tokens": chunk.prompt_tokens,
+            "gen_ai.usage.output_tokens": chunk.completion_tokens,
+            "meshgate.cached_prompt_tokens": chunk.cached_prompt_tokens,
+        }
+    )
+    if chunk.finish_reason:
+        span.set_attribute("gen_ai.response.finish_reasons", [chunk.finish_reason])

@@ -6,6 +6,8 @@ HTTP (the `otlp` extra, imported only here). Traces and metrics share the one ex
 
 from __future__ import annotations
 
+import sys
+
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
@@ -50,7 +52,7 @@ def metrics_endpoint(traces_endpoint: str) -> str:
 
 def _metric_exporter(config: TelemetryConfig) -> MetricExporter:
     if config.exporter == "console":
-        return ConsoleMetricExporter()
+        return ConsoleMetricExporter(out=sys.stderr)
     try:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     except ImportError as exc:
@@ -60,7 +62,7 @@ def _metric_exporter(config: TelemetryConfig) -> MetricExporter:
 
 def _exporter(config: TelemetryConfig) -> SpanExporter:
     if config.exporter == "console":
-        return ConsoleSpanExporter()
+        return ConsoleSpanExporter(out=sys.stderr)  # stdout is the protocol of a stdio MCP server
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError as exc:

@@ -14,6 +14,7 @@ import anyio
 
 from meshgate.commands import SubParsers
 from meshgate.config import Config
+from meshgate.telemetry import configure_tracing
 from registry.store import RegistryStore
 
 
@@ -56,4 +57,9 @@ def run_node(args: argparse.Namespace, store: RegistryStore, config: Config) -> 
         heartbeat_s=args.heartbeat_s,
     )
     announce = functools.partial(print, flush=True)
-    return anyio.run(serve_node, node_config, store, announce)
+    tracing = configure_tracing(config.telemetry.model_copy(update={"service_name": "meshgate-node"}))
+    try:
+        return anyio.run(serve_node, node_config, store, announce)
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
