@@ -1,13 +1,14 @@
 """`VllmEngine`: vLLM's in-process async engine (V1 `AsyncLLM`) behind the `EngineClient` protocol.
 
 The only module that imports vllm, lazily: a base install raises `MissingDependency(extra="vllm")`.
-API checked against vllm-project/vllm (main, late 2026): `vllm/v1/engine/async_llm.py` —
-`AsyncLLM.from_engine_args(AsyncEngineArgs)`, `generate(prompt, sampling_params, request_id)` an async
-generator of `RequestOutput` that aborts the request itself on `GeneratorExit`/`CancelledError`,
-`abort(request_id)` (a no-op for finished ids), `get_tokenizer()`, `shutdown()`; `vllm/outputs.py` —
-`RequestOutput.prompt_token_ids`, `.num_cached_tokens`, `CompletionOutput.token_ids/text/finish_reason`;
-`vllm/sampling_params.py` — `SamplingParams(max_tokens, temperature, top_p, seed, stop, output_kind)` with
-`RequestOutputKind.DELTA` (each output carries only the new tokens and text).
+API checked against the vllm 0.33.0 wheel's source (PyPI, November 2026) and vllm-project/vllm main:
+`vllm/v1/engine/async_llm.py` — `AsyncLLM.from_engine_args(AsyncEngineArgs)`, `generate(prompt,
+sampling_params, request_id)` an async generator of `RequestOutput` that aborts the request itself on
+`GeneratorExit`/`CancelledError`, `abort(request_id)` (a no-op for finished ids), `get_tokenizer()` (not a
+coroutine in 0.33), `shutdown()`; `vllm/outputs.py` — `RequestOutput.prompt_token_ids`, `.num_cached_tokens`,
+`CompletionOutput.token_ids/text/finish_reason`; `vllm/sampling_params.py` — `SamplingParams(max_tokens,
+temperature, top_p, seed, stop, output_kind)` with `RequestOutputKind.DELTA` (each output carries only the
+new tokens and text). Not yet run on a GPU.
 """
 
 # vllm is an optional extra (absent from type-checking environments): its types are unknown to pyright here.
@@ -16,6 +17,7 @@ generator of `RequestOutput` that aborts the request itself on `GeneratorExit`/`
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -81,7 +83,9 @@ class VllmEngine:
         )
         try:
             engine: Any = AsyncLLM.from_engine_args(args)
-            tokenizer: Any = await engine.get_tokenizer()
+            tokenizer: Any = engine.get_tokenizer()
+            if inspect.isawaitable(tokenizer):  # a coroutine in older releases, plain in 0.33
+                tokenizer = await tokenizer
         except Exception as exc:  # vLLM raises many kinds at start (CUDA, config, weights)
             logger.exception("vLLM failed to start with %s", config.weights)
             raise EngineError(f"vLLM could not load {config.model!r}") from exc
@@ -134,7 +138,9 @@ class VllmEngine:
         )
         prompt_tokens = completion = cached = 0
         finished = False
-        outputs: Any = self._engine.generate(self.render_prompt(request), params, request.request_id)
+        # A TextPrompt dict: 0.33 deprecates passing the prompt as a bare string.
+        prompt = {"prompt": self.render_prompt(request)}
+        outputs: Any = self._engine.generate(prompt, params, request.request_id)
         try:
             async with contextlib.aclosing(outputs):
                 async for output in outputs:
