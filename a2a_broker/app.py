@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,7 +48,7 @@ from starlette.routing import Mount, Route
 import meshgate
 from a2a_broker import wire_errors
 from a2a_broker.admin import AdminApi, AgentStore
-from a2a_broker.delegation import TaskOwners
+from a2a_broker.delegation import SecretStore, TaskOwners, TaskStore, shared_seal
 from a2a_broker.discovery import Discovery
 from a2a_broker.handler import AgentDirectory, BrokerRequestHandler
 from a2a_broker.identity import AuthenticatingContextBuilder
@@ -55,10 +56,16 @@ from a2a_broker.metering import BrokerMeter
 from a2a_broker.policy import PolicyGate
 from a2a_broker.relay import Relay
 from meshgate.config import BrokerConfig
+from meshgate.cookies import refuse_cookies
 from meshgate.identity import Authenticator
 from policies import PolicyDecisionPoint, PolicyEngine
 from registry.audit import AuditLog
 from registry.usage import UsageMeter
+
+
+class BrokerRegistry(AgentDirectory, TaskStore, SecretStore, Protocol):
+    """What the broker keeps in the registry (the registry store satisfies it): agents, who owns which task,
+    and the delegation-chain seal key. Broker replicas on one registry share all three."""
 
 
 @dataclass
@@ -177,7 +184,7 @@ class Broker:
 
 def build_broker(
     config: BrokerConfig,
-    directory: AgentDirectory,
+    registry: BrokerRegistry,
     engine: PolicyEngine,
     authenticator: Authenticator,
     audit: AuditLog,
@@ -188,23 +195,29 @@ def build_broker(
     metered_agents: frozenset[str] = frozenset(),
 ) -> Broker:
     """Wire a broker. `engine`, `audit` and `meter` are normally the gateway's, so one bundle, one log and one
-    meter serve both; `metered_agents` are the model agents whose reported token usage is recorded."""
+    meter serve both; `metered_agents` are the model agents whose reported token usage is recorded.
+
+    Raises:
+        RegistryError: the registry cannot give the chain seal key.
+    """
     wire_errors.register()
     pdp = PolicyDecisionPoint(engine, query=config.query)
     http = httpx.AsyncClient(timeout=httpx.Timeout(config.relay_timeout_s))
+    refuse_cookies(http.cookies.jar)  # shared by every caller: see meshgate/cookies.py
     relay = Relay(http, timeout_s=config.relay_timeout_s, credentials=config.credentials)
     gate = PolicyGate(pdp, audit, max_message_bytes=config.max_message_bytes)
     handler = BrokerRequestHandler(
-        directory,
+        registry,
         gate,
         relay,
-        TaskOwners(),
+        TaskOwners(registry),
         allow_anonymous=allow_anonymous,
         meter=BrokerMeter(meter, metered_agents),
+        seal=shared_seal(registry),
     )
     base_url = f"http://{config.host}:{config.port}"
     broker = Broker(config, handler, authenticator, relay, http, base_url, audit if owns_audit else None)
-    broker.discovery = Discovery(directory, gate, authenticator, allow_anonymous=allow_anonymous)
-    if isinstance(directory, AgentStore):
-        broker.admin = AdminApi(directory, gate, authenticator, allow_anonymous=allow_anonymous)
+    broker.discovery = Discovery(registry, gate, authenticator, allow_anonymous=allow_anonymous)
+    if isinstance(registry, AgentStore):
+        broker.admin = AdminApi(registry, gate, authenticator, allow_anonymous=allow_anonymous)
     return broker

@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from a2a_broker.cards import card_input_modes, card_output_modes, card_skill_ids, card_tags
 from a2a_broker.policy import CallInfo, PolicyGate
-from a2a_broker.relay import parse_card
+from a2a_broker.relay import stored_card
 from a2a_broker.wire_errors import to_a2a_error
 from meshgate.errors import CardInvalid, MeshError, Unauthenticated
 from meshgate.identity import Authenticator
@@ -115,7 +115,7 @@ class Discovery:
         listed: list[Listed] = []
         for record in self._directory.list_agents():
             try:
-                listed.append(Listed(record, parse_card(record.card_json)))
+                listed.append(Listed(record, stored_card(record.card_json)))
             except CardInvalid:  # a card that no longer parses cannot be matched; it is left out
                 continue
         return listed

@@ -66,7 +66,7 @@ from a2a_broker.identity import PrincipalUser
 from a2a_broker.metering import BrokerMeter
 from a2a_broker.obligations import screen_message
 from a2a_broker.policy import CallInfo, Check, PolicyGate
-from a2a_broker.relay import Relay, Target, parse_card
+from a2a_broker.relay import Relay, Target, stored_card
 from a2a_broker.wire_errors import to_a2a_error
 from meshgate.errors import AgentNotFound, MeshError, NotFound, Unauthenticated
 from meshgate.principal import ANONYMOUS, Principal
@@ -103,6 +103,7 @@ class BrokerRequestHandler(RequestHandler):
         *,
         allow_anonymous: bool,
         meter: BrokerMeter | None = None,
+        seal: ChainSeal | None = None,
     ) -> None:
         self._directory = directory
         self._meter = meter or BrokerMeter(None, frozenset())
@@ -110,7 +111,7 @@ class BrokerRequestHandler(RequestHandler):
         self._relay = relay
         self._owners = owners
         self._allow_anonymous = allow_anonymous
-        self._seal = ChainSeal()
+        self._seal = seal or ChainSeal()  # the registry's shared seal (`build_broker`); random: this process only
 
     # Messages
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Task | Message:
@@ -266,7 +267,8 @@ class BrokerRequestHandler(RequestHandler):
     def _message_call(
         self, action: str, params: SendMessageRequest, context: ServerCallContext
     ) -> tuple[_Resolved, Check, SendMessageRequest]:
-        metadata: dict[str, Any] = MessageToDict(params.message.metadata)
+        wire = MessageToDict(params.message)  # once: the metadata and the policy's view of the parts both come from it
+        metadata: dict[str, Any] = wire.get("metadata", {})
         # A2A 0.3 requests have no `tenant`: such a peer names the agent in message metadata instead.
         agent = params.tenant or context.tenant or str(metadata.get(AGENT_KEY, ""))
         principal = self._principal(context)
@@ -281,9 +283,8 @@ class BrokerRequestHandler(RequestHandler):
         # An unknown agent is decided too (organisation "", no card skills) and audited as
         # `agent_not_found`: a principal the policy would not let reach it gets the same denial as for an
         # agent that exists (spec §13.1: do not reveal existence); only an allowed one learns -32038.
-        card = parse_card(record.card_json) if record is not None else None
+        card = stored_card(record.card_json) if record is not None else None
         skill = requested_skill(metadata, [s.id for s in card.skills] if card is not None else [])
-        wire = MessageToDict(params.message)
         check = self._gate.check(
             principal,
             action,
@@ -343,7 +344,7 @@ class BrokerRequestHandler(RequestHandler):
         record = self._lookup(agent_id)
         if record is None:
             raise AgentNotFound(f"no agent {agent_id!r} is registered with the broker", agent=agent_id)
-        return _Resolved(principal, record, parse_card(record.card_json))
+        return _Resolved(principal, record, stored_card(record.card_json))
 
     def _lookup(self, agent_id: str) -> AgentRecord | None:
         if not agent_id:

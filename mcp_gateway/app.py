@@ -27,7 +27,7 @@ from mcp_gateway.federation import Federation
 from mcp_gateway.handlers import GatewayHandlers
 from mcp_gateway.policy import PolicyMiddleware
 from meshgate.config import Config, UpstreamConfig
-from meshgate.identity import Authenticator, IssuerConfig
+from meshgate.identity import SERVED_API_KEY_TTL_S, Authenticator, IssuerConfig
 from policies import DEFAULT_BUNDLE, PolicyDecisionPoint, PolicyEngine, RegorusEngine
 from policies.watcher import BundleWatcher, ReloadableEngine
 from registry.audit import AuditLog
@@ -150,6 +150,7 @@ def build_gateway(config: Config, store: RegistryStore) -> Gateway:
         [IssuerConfig(**_issuer_kwargs(i.model_dump(), config.base_dir)) for i in identity.issuers],
         store,
         identity.allow_anonymous,
+        api_key_ttl_s=SERVED_API_KEY_TTL_S,
     )
     handlers = GatewayHandlers(federation)
 

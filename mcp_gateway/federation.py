@@ -27,6 +27,7 @@ from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
 from mcp_gateway.catalog import Catalog, CatalogEntry, ServerListing, namespaced_name, namespaced_uri
 from mcp_gateway.upstream.connection import RawListing, UpstreamConnection
+from meshgate.cookies import refuse_cookies
 from meshgate.errors import UpstreamUnavailable
 from registry.hashing import tool_definition_hash
 from registry.models import ToolRecord, UpstreamServer
@@ -68,6 +69,7 @@ class Federation:
         # a changed definition, so `require_pinned` refuses a tool that changed under the gateway.
         self._pins: dict[tuple[str, str], str] = {(r.server, r.name): r.definition_hash for r in store.list_tools()}
         self._http: httpx2.AsyncClient = create_mcp_http_client()
+        refuse_cookies(self._http.cookies.jar)  # shared by every caller: see meshgate/cookies.py
         self.connections: dict[str, UpstreamConnection] = {
             s.name: UpstreamConnection(
                 s,

@@ -27,6 +27,8 @@ from registry.models import ApiKey
 from registry.store import RegistryStore
 
 API_KEY_PREFIX = "mgk_"
+SERVED_API_KEY_TTL_S = 1.0
+"""How long the gateway and the broker reuse an API key's lookup: a revocation takes effect within this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +118,13 @@ class Authenticator:
         allow_anonymous: bool,
         *,
         cache_size: int = 4096,
+        api_key_ttl_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Raises `ConfigError` for an issuer without exactly one key source or with an unreadable JWKS file."""
+        """`api_key_ttl_s` > 0 reuses a valid API key's lookup for that long (a revocation waits as long).
+
+        Raises `ConfigError` for an issuer without exactly one key source or with an unreadable JWKS file.
+        """
         self._issuers = {c.issuer: _Issuer(c) for c in issuers}
         self._store = store
         self._allow_anonymous = allow_anonymous
@@ -129,6 +135,7 @@ class Authenticator:
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        self._api_key_ttl_s = api_key_ttl_s
 
     def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
         """The principal for these credentials. `Authorization` wins when both are given.
@@ -165,6 +172,12 @@ class Authenticator:
             raise Unauthenticated("malformed API key")
         if self._store is None:
             raise Unauthenticated("API keys are not enabled")
+        # A registry read per request (and a wait on the audit writer's lock) for the same few keys: a valid
+        # key is remembered briefly, keyed by the whole token's hash, so a wrong secret never matches.
+        digest = _sha256(token)
+        cached = self._cached(digest) if self._api_key_ttl_s > 0 else None
+        if cached is not None:
+            return cached
         record = self._store.find_api_key(key_id)
         if record is None:
             raise Unauthenticated("unknown API key")
@@ -173,26 +186,41 @@ class Authenticator:
         # Checked after the secret so only the key's holder learns that it was revoked.
         if record.revoked:
             raise Unauthenticated("API key revoked")
-        return Principal(subject=record.subject, tenant=record.tenant, roles=record.roles, issuer="apikey")
+        principal = Principal(subject=record.subject, tenant=record.tenant, roles=record.roles, issuer="apikey")
+        if self._api_key_ttl_s > 0:
+            self._remember(digest, principal, self._clock() + self._api_key_ttl_s)
+        return principal
 
     # JWTs
     def _jwt(self, token: str) -> Principal:
         digest = _sha256(token)
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
+        principal, exp = self._verify(token)
+        self._remember(digest, principal, exp)
+        return principal
+
+    # The cache of authenticated credentials, by the sha256 of the token
+    def _cached(self, digest: str) -> Principal | None:
         now = self._clock()
         with self._cache_lock:
             hit = self._cache.get(digest)
-            if hit is not None:
-                if hit[1] > now:
-                    self._cache.move_to_end(digest)
-                    return hit[0]
-                del self._cache[digest]
-        principal, exp = self._verify(token)
-        if exp > now:
-            with self._cache_lock:
-                self._cache[digest] = (principal, exp)
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return principal
+            if hit is None:
+                return None
+            if hit[1] > now:
+                self._cache.move_to_end(digest)
+                return hit[0]
+            del self._cache[digest]
+            return None
+
+    def _remember(self, digest: str, principal: Principal, until: float) -> None:
+        if until <= self._clock():
+            return
+        with self._cache_lock:
+            self._cache[digest] = (principal, until)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def _verify(self, token: str) -> tuple[Principal, float]:
         try:

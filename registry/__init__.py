@@ -1,5 +1,5 @@
-"""The registry: upstream servers, their tools' definition hashes, A2A agents, inference nodes, tenants,
-API keys, the audit log and the usage (metering) log.
+"""The registry: upstream servers, their tools' definition hashes, A2A agents and the owners of tasks relayed
+to them, inference nodes, tenants, API keys, generated secrets, the audit log and the usage (metering) log.
 
 `open_store(url)` picks the store; `AuditLog` and `UsageMeter` batch appends off the event loop.
 """
@@ -17,6 +17,7 @@ from registry.models import (
     ApiKey,
     AuditQuery,
     AuditRecord,
+    BrokerTask,
     InferenceNode,
     Tenant,
     ToolRecord,
@@ -36,6 +37,7 @@ __all__ = [
     "AuditLog",
     "AuditQuery",
     "AuditRecord",
+    "BrokerTask",
     "InferenceNode",
     "PostgresStore",
     "RegistryStore",

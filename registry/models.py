@@ -80,6 +80,22 @@ class AgentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerTask:
+    """A task relayed through the A2A broker, and the principal that created it: only that one may read,
+    cancel, resubscribe to, list or configure it, through whichever broker replica it reaches."""
+
+    task_id: str
+    owner: str
+    """The creating principal as `issuer|tenant|subject` (`a2a_broker.delegation.owner_key`)."""
+    agent_id: str
+    """The registered agent that runs the task."""
+    skill: str
+    """The skill the creating message was decided on ("" when none)."""
+    created_at: str = ""
+    """Set by the store when the task is first recorded."""
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
     """One decision of the policy decision point, as appended to the audit log."""
 

@@ -20,6 +20,7 @@ from registry.models import (
     ApiKey,
     AuditQuery,
     AuditRecord,
+    BrokerTask,
     InferenceNode,
     Tenant,
     ToolRecord,
@@ -160,6 +161,23 @@ MIGRATIONS: tuple[str, ...] = (
         FOR EACH ROW EXECUTE FUNCTION usage_append_only();
     CREATE TRIGGER usage_no_truncate BEFORE TRUNCATE ON usage
         FOR EACH STATEMENT EXECUTE FUNCTION usage_append_only();
+    """,
+    # 5: A2A broker state every broker replica on this registry shares: who created each relayed task (for
+    # ListTasks, newest first per owner), and secrets generated once (the delegation-chain seal key).
+    """
+    CREATE TABLE broker_tasks (
+        task_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        skill TEXT NOT NULL,
+        created_at TEXT COLLATE "C" NOT NULL
+    );
+    CREATE INDEX broker_tasks_owner_created ON broker_tasks(owner, created_at);
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value BYTEA NOT NULL,
+        created_at TEXT NOT NULL
+    );
     """,
 )
 
@@ -357,6 +375,41 @@ class PostgresStore:
         with self._transaction() as conn:
             if conn.execute("DELETE FROM agents WHERE agent_id = %s", (agent_id,)).rowcount == 0:
                 raise NotFound(f"no agent {agent_id!r}", name=agent_id)
+
+    # A2A broker tasks
+    def add_broker_task(self, task: BrokerTask) -> bool:
+        """Record a task's owner unless the task is recorded already; sets `created_at`."""
+        names = rows.BROKER_TASK_COLUMNS
+        sql = f"INSERT INTO broker_tasks ({_columns(names)}) VALUES ({_marks(names)}) ON CONFLICT (task_id) DO NOTHING"
+        with self._transaction() as conn:
+            return conn.execute(sql, rows.broker_task_row(replace(task, created_at=utc_now()))).rowcount == 1
+
+    def find_broker_task(self, task_id: str) -> BrokerTask | None:
+        with self._transaction() as conn:
+            sql = f"SELECT {_columns(rows.BROKER_TASK_COLUMNS)} FROM broker_tasks WHERE task_id = %s"
+            row = conn.execute(sql, (task_id,)).fetchone()
+        return None if row is None else rows.broker_task_from_row(row)
+
+    def list_broker_tasks(self, owner: str, limit: int = 1000) -> list[BrokerTask]:
+        """The owner's tasks, newest first, at most `limit`."""
+        sql = f"SELECT {_columns(rows.BROKER_TASK_COLUMNS)} FROM broker_tasks WHERE owner = %s"
+        with self._transaction() as conn:
+            found = conn.execute(sql + " ORDER BY created_at DESC, task_id DESC LIMIT %s", (owner, max(limit, 0)))
+            return [rows.broker_task_from_row(r) for r in found.fetchall()]
+
+    # secrets
+    def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        """The secret stored under `name`, storing `candidate` first when there is none."""
+        insert = "INSERT INTO secrets (name, value, created_at) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING"
+        with self._transaction() as conn:
+            # Read committed: when another process's insert won, ours waited for its commit and did nothing,
+            # and this SELECT (a new snapshot) sees that row.
+            conn.execute(insert, (name, candidate, utc_now()))
+            row = conn.execute("SELECT value FROM secrets WHERE name = %s", (name,)).fetchone()
+        value = row[0] if row is not None else None
+        if not isinstance(value, bytes):  # psycopg loads bytea as bytes
+            raise RegistryError(f"secret {name!r} could not be read back")
+        return value
 
     # inference nodes
     def upsert_node(self, node: InferenceNode) -> None:

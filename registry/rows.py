@@ -16,6 +16,7 @@ from registry.models import (
     ApiKey,
     AuditQuery,
     AuditRecord,
+    BrokerTask,
     InferenceNode,
     Tenant,
     ToolRecord,
@@ -106,6 +107,7 @@ USAGE_COLUMNS: tuple[LiteralString, ...] = (
     "decision_id",
     "trace_id",
 )
+BROKER_TASK_COLUMNS: tuple[LiteralString, ...] = ("task_id", "owner", "agent_id", "skill", "created_at")
 
 Row = Sequence[Any]
 
@@ -239,6 +241,15 @@ def node_from_row(row: Row) -> InferenceNode:
         registered_at=registered_at,
         heartbeat_at=heartbeat_at,
     )
+
+
+def broker_task_row(t: BrokerTask) -> tuple[object, ...]:
+    return (t.task_id, t.owner, t.agent_id, t.skill, t.created_at)
+
+
+def broker_task_from_row(row: Row) -> BrokerTask:
+    task_id, owner, agent_id, skill, created_at = row
+    return BrokerTask(task_id=task_id, owner=owner, agent_id=agent_id, skill=skill, created_at=created_at)
 
 
 def usage_row(u: UsageRecord) -> tuple[object, ...]:

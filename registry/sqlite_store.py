@@ -22,6 +22,7 @@ from registry.models import (
     ApiKey,
     AuditQuery,
     AuditRecord,
+    BrokerTask,
     InferenceNode,
     Tenant,
     ToolRecord,
@@ -146,6 +147,23 @@ MIGRATIONS: tuple[str, ...] = (
     BEGIN SELECT RAISE(ABORT, 'usage log is append-only'); END;
     CREATE TRIGGER usage_no_delete BEFORE DELETE ON usage
     BEGIN SELECT RAISE(ABORT, 'usage log is append-only'); END;
+    """,
+    # 5: A2A broker state every broker replica on this registry shares: who created each relayed task (for
+    # ListTasks, newest first per owner), and secrets generated once (the delegation-chain seal key).
+    """
+    CREATE TABLE broker_tasks (
+        task_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        skill TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX broker_tasks_owner_created ON broker_tasks(owner, created_at);
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    );
     """,
 )
 
@@ -365,6 +383,36 @@ class SqliteStore:
         with self._write() as conn:
             if conn.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,)).rowcount == 0:
                 raise NotFound(f"no agent {agent_id!r}", name=agent_id)
+
+    # A2A broker tasks
+    def add_broker_task(self, task: BrokerTask) -> bool:
+        """Record a task's owner unless the task is recorded already; sets `created_at`."""
+        names = rows.BROKER_TASK_COLUMNS
+        sql = f"INSERT INTO broker_tasks ({_columns(names)}) VALUES ({_marks(names)}) ON CONFLICT (task_id) DO NOTHING"
+        with self._write() as conn:
+            return conn.execute(sql, rows.broker_task_row(replace(task, created_at=utc_now()))).rowcount == 1
+
+    def find_broker_task(self, task_id: str) -> BrokerTask | None:
+        with self._read() as conn:
+            sql = f"SELECT {_columns(rows.BROKER_TASK_COLUMNS)} FROM broker_tasks WHERE task_id = ?"
+            row = conn.execute(sql, (task_id,)).fetchone()
+        return None if row is None else rows.broker_task_from_row(row)
+
+    def list_broker_tasks(self, owner: str, limit: int = 1000) -> list[BrokerTask]:
+        """The owner's tasks, newest first, at most `limit`."""
+        sql = f"SELECT {_columns(rows.BROKER_TASK_COLUMNS)} FROM broker_tasks WHERE owner = ?"
+        with self._read() as conn:
+            found = conn.execute(sql + " ORDER BY created_at DESC, task_id DESC LIMIT ?", (owner, max(limit, 0)))
+            return [rows.broker_task_from_row(r) for r in found.fetchall()]
+
+    # secrets
+    def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        """The secret stored under `name`, storing `candidate` first when there is none."""
+        insert = "INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"
+        with self._write() as conn:  # BEGIN IMMEDIATE: another process's first use cannot interleave
+            conn.execute(insert, (name, candidate, utc_now()))
+            (value,) = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        return bytes(value)
 
     # inference nodes
     def upsert_node(self, node: InferenceNode) -> None:

@@ -1,7 +1,8 @@
 """The registry store protocol: SQLite by default (`sqlite_store.py`), or PostgreSQL (`postgres_store.py`).
 
-Methods are synchronous and short; the gateway calls them at start-up, on catalog refresh and
-from the CLI. Audit appends go through `AuditLog` (`audit.py`), which batches them off the event loop.
+Methods are synchronous and short; the gateway calls them at start-up, on catalog refresh and from the
+CLI, the broker on the event loop (agent lookups, task ownership). Audit appends go through `AuditLog`
+(`audit.py`), which batches them off the event loop.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from registry.models import (
     ApiKey,
     AuditQuery,
     AuditRecord,
+    BrokerTask,
     InferenceNode,
     Tenant,
     ToolRecord,
@@ -84,6 +86,24 @@ class RegistryStore(Protocol):
 
     def remove_agent(self, agent_id: str) -> None:
         """Raises `NotFound`."""
+        ...
+
+    # A2A broker tasks: who created each task relayed through the broker, shared by every broker replica
+    def add_broker_task(self, task: BrokerTask) -> bool:
+        """Record a task's owner unless the task is recorded already (its first owner stays); sets
+        `created_at`. Returns whether this call recorded it."""
+        ...
+
+    def find_broker_task(self, task_id: str) -> BrokerTask | None: ...
+
+    def list_broker_tasks(self, owner: str, limit: int = 1000) -> list[BrokerTask]:
+        """The owner's tasks, newest first (by `created_at`, then `task_id`), at most `limit`."""
+        ...
+
+    # secrets meshgate generates for itself (the broker's delegation-chain seal key)
+    def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        """The secret stored under `name`, storing `candidate` there first when there is none: atomically, so
+        processes that start together on one registry all get the same secret."""
         ...
 
     # inference nodes: registered by `meshgate node`, load reported by heartbeat

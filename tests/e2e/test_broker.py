@@ -57,6 +57,7 @@ from policies import DEFAULT_BUNDLE, RegorusEngine
 from registry.audit import AuditLog
 from registry.models import AgentRecord, AuditQuery
 from registry.sqlite_store import SqliteStore
+from registry.store import RegistryStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -142,7 +143,7 @@ async def serving(app: Starlette) -> AsyncGenerator[ListeningServer, None]:
 @dataclass
 class Mesh:
     broker: Broker
-    store: SqliteStore
+    store: RegistryStore
     audit: AuditLog
     ledger: Ledger
     url: str

@@ -28,6 +28,7 @@ from registry.models import (
     ApiKey,
     AuditQuery,
     AuditRecord,
+    BrokerTask,
     InferenceNode,
     Tenant,
     ToolRecord,
@@ -55,7 +56,7 @@ class Backend:
     """Kill the store's server connections (PostgreSQL only)."""
 
 
-def _postgres_admin_url() -> str:
+def postgres_admin_url() -> str:
     psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'meshgate[postgres]'")
     errors: list[str] = []
     for url in POSTGRES_URLS:
@@ -90,7 +91,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     import psycopg
     from psycopg import sql
 
-    admin = _postgres_admin_url()
+    admin = postgres_admin_url()
     schema = f"mg_test_{uuid.uuid4().hex}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -468,7 +469,8 @@ def test_a_database_from_before_the_agents_table_gets_it_and_keeps_its_data(back
 
 
 def _drop_schema_4(backend: Backend) -> None:
-    """Undo schema 4 (inference nodes, usage) so a test can start from an older meshgate's database."""
+    """Undo schemas 5 and 4 (inference nodes, usage) so a test can start from an older meshgate's database."""
+    _drop_schema_5(backend)
     backend.raw_sql("DROP TABLE inference_nodes")
     backend.raw_sql("DROP TABLE usage")
     if not isinstance(backend.store, SqliteStore):
@@ -590,6 +592,66 @@ def test_usage_and_nodes_commands_read_both_stores(backend: Backend) -> None:
     backend.store.upsert_node(node())
     assert usage_totals(backend.store, by=("tenant",)).splitlines()[1].split() == ["acme", "2", "240", "40", "280"]
     assert nodes_list(backend.store).splitlines()[1].split()[:4] == ["cpu-1", "smollm2", "llama.cpp", "127.0.0.1:8950"]
+
+
+# A2A broker state: task owners and the chain seal key
+
+
+def _drop_schema_5(backend: Backend) -> None:
+    """Undo schema 5 (broker tasks, secrets) so a test can start from an older meshgate's database."""
+    backend.raw_sql("DROP TABLE broker_tasks")
+    backend.raw_sql("DROP TABLE secrets")
+
+
+def test_a_broker_task_keeps_its_first_owner_and_lists_newest_first(backend: Backend) -> None:
+    assert backend.store.add_broker_task(BrokerTask("t1", "apikey|travel|alice", "ledger", "currency-quote"))
+    assert not backend.reopen().add_broker_task(BrokerTask("t1", "apikey|travel|mallory", "vault", ""))
+    stored = backend.store.find_broker_task("t1")
+    assert stored is not None and stored.created_at.endswith("Z")
+    assert stored == BrokerTask("t1", "apikey|travel|alice", "ledger", "currency-quote", stored.created_at)
+    assert backend.store.find_broker_task("t2") is None
+    backend.store.add_broker_task(BrokerTask("t2", "apikey|travel|bob", "ledger", ""))
+    backend.store.add_broker_task(BrokerTask("t3", "apikey|travel|alice", "vault", ""))
+    assert [t.task_id for t in backend.reopen().list_broker_tasks("apikey|travel|alice")] == ["t3", "t1"]
+    assert [t.task_id for t in backend.store.list_broker_tasks("apikey|travel|alice", limit=1)] == ["t3"]
+    assert backend.store.list_broker_tasks("apikey|travel|carol") == []
+
+
+def test_a_shared_secret_is_made_once_and_every_store_gets_it(backend: Backend) -> None:
+    stores = [backend.store, backend.reopen(), backend.reopen()]
+    got: list[bytes] = []
+
+    def first_use(n: int) -> None:  # processes starting together, each with a secret of its own to offer
+        got.append(stores[n % 3].shared_secret("seal", bytes([n]) * 32))
+
+    threads = [threading.Thread(target=first_use, args=(n,)) for n in range(9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(got)) == 1 and len(got[0]) == 32
+    assert backend.reopen().shared_secret("seal", b"\xff" * 32) == got[0]
+    assert backend.store.shared_secret("other", b"\x00" * 32) == b"\x00" * 32
+
+
+def test_a_database_from_before_broker_tasks_gets_them_and_keeps_its_data(backend: Backend) -> None:
+    backend.store.add_agent(agent())
+    backend.store.upsert_node(node())
+    backend.store.append_audit([audit("d1")])
+    backend.store.close()
+    # Back to schema 4 as the meshgate that kept tasks and the seal key in memory left it.
+    _drop_schema_5(backend)
+    if isinstance(backend.store, SqliteStore):
+        backend.raw_sql("PRAGMA user_version = 4")
+    else:
+        backend.raw_sql("DELETE FROM meshgate_schema WHERE version > 4")
+    store = backend.reopen()
+    assert store.add_broker_task(BrokerTask("t1", "apikey|travel|alice", "ledger", ""))
+    assert [t.task_id for t in store.list_broker_tasks("apikey|travel|alice")] == ["t1"]
+    assert len(store.shared_secret("seal", b"k" * 32)) == 32
+    assert store.list_agents() == [agent()]
+    assert [n.name for n in store.list_nodes()] == ["cpu-1"]
+    assert [r.decision_id for r in store.query_audit(AuditQuery())] == ["d1"]
 
 
 # CLI command bodies

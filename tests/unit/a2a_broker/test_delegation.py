@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from a2a_broker.delegation import (
@@ -13,8 +15,10 @@ from a2a_broker.delegation import (
     TaskOwners,
     extended_chain,
     requested_skill,
+    shared_seal,
 )
 from meshgate.principal import Principal
+from registry.models import BrokerTask
 
 BOT = Principal(subject="planner-bot", tenant="travel", issuer="apikey")
 
@@ -43,14 +47,69 @@ def test_the_skill_is_the_named_one_else_the_only_one() -> None:
     assert requested_skill({}, ["currency-quote", "transfer-funds"]) == ""
 
 
+class FakeRegistry:
+    """The registry's task and secret tables in a dict, counting the task calls that reach it."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, BrokerTask] = {}
+        self.secrets: dict[str, bytes] = {}
+        self.calls = 0
+
+    def add_broker_task(self, task: BrokerTask) -> bool:
+        self.calls += 1
+        if task.task_id in self.tasks:
+            return False
+        self.tasks[task.task_id] = replace(task, created_at=f"2026-01-01T00:00:{len(self.tasks):02d}.000000Z")
+        return True
+
+    def find_broker_task(self, task_id: str) -> BrokerTask | None:
+        self.calls += 1
+        return self.tasks.get(task_id)
+
+    def list_broker_tasks(self, owner: str, limit: int = 1000) -> list[BrokerTask]:
+        self.calls += 1
+        owned = sorted((t for t in self.tasks.values() if t.owner == owner), key=lambda t: t.created_at, reverse=True)
+        return owned[:limit]
+
+    def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        return self.secrets.setdefault(name, candidate)
+
+
 def test_a_task_is_visible_only_to_its_first_owner() -> None:
-    owners = TaskOwners(max_entries=2)
+    owners = TaskOwners(FakeRegistry())
     owners.remember("t1", TaskEntry("a", "ledger", "currency-quote"))
     owners.remember("t1", TaskEntry("b", "ledger", "currency-quote"))
-    assert owners.owned("t1", "a") is not None and owners.owned("t1", "b") is None
-    owners.remember("t2", TaskEntry("a", "ledger", ""))
-    owners.remember("t3", TaskEntry("a", "ledger", ""))
-    assert owners.owned("t1", "a") is None  # bounded: the oldest went first
+    assert owners.owned("t1", "a") == TaskEntry("a", "ledger", "currency-quote")
+    assert owners.owned("t1", "b") is None and owners.owned("t2", "a") is None
+
+
+def test_brokers_on_one_registry_share_their_tasks_first_owner_first() -> None:
+    registry = FakeRegistry()
+    first, second = TaskOwners(registry), TaskOwners(registry)
+    assert second.owned("t1", "a") is None  # not known yet, and that is not remembered
+    first.remember("t1", TaskEntry("a", "ledger", "currency-quote"))
+    assert second.owned("t1", "a") == TaskEntry("a", "ledger", "currency-quote")
+    second.remember("t2", TaskEntry("b", "ledger", ""))
+    first.remember("t2", TaskEntry("a", "ledger", ""))  # too late: t2 is b's, on both
+    assert first.owned("t2", "a") is None and first.owned("t2", "b") is not None
+    second.remember("t3", TaskEntry("a", "vault", ""))
+    assert [task_id for task_id, _ in first.owned_by("a")] == ["t3", "t1"]  # newest first
+
+
+def test_a_known_task_is_answered_from_the_cache_and_an_unknown_one_is_always_asked() -> None:
+    registry = FakeRegistry()
+    owners = TaskOwners(registry, cache_entries=1)
+    owners.remember("t1", TaskEntry("a", "ledger", ""))
+    calls = registry.calls
+    for _ in range(3):  # each streamed event remembers its task again
+        owners.remember("t1", TaskEntry("a", "ledger", ""))
+        assert owners.owned("t1", "a") is not None
+    assert registry.calls == calls
+    owners.owned("t9", "a")
+    owners.owned("t9", "a")
+    assert registry.calls == calls + 2
+    owners.remember("t2", TaskEntry("a", "ledger", ""))  # bounded: t1 leaves the cache, not the registry
+    assert owners.owned("t1", "a") is not None and registry.calls == calls + 4
 
 
 def test_a_sealed_chain_is_taken_back_and_an_altered_one_is_not() -> None:
@@ -62,5 +121,19 @@ def test_a_sealed_chain_is_taken_back_and_an_altered_one_is_not() -> None:
     for altered in ({**sent, DELEGATION_KEY: widened}, {**sent, DELEGATION_KEY: []}, {DELEGATION_KEY: first}):
         with pytest.raises(DelegationInvalid):
             extended_chain(altered, BOT, "ledger", seal)
-    with pytest.raises(DelegationInvalid):  # another broker's (or a restarted one's) seal
+    with pytest.raises(DelegationInvalid):  # sealed under another key (a broker on another registry)
         extended_chain(sent, BOT, "ledger", ChainSeal())
+
+
+def test_brokers_on_one_registry_share_one_seal_key() -> None:
+    registry = FakeRegistry()
+    first, second = shared_seal(registry), shared_seal(registry)
+    chain = extended_chain({}, BOT, "concierge", first)
+    assert second.verifies(chain, first.of(chain))
+    assert not shared_seal(FakeRegistry()).verifies(chain, first.of(chain))
+    assert "key=<hidden>" in repr(first)
+
+
+def test_a_seal_key_shorter_than_32_bytes_is_refused() -> None:
+    with pytest.raises(ValueError):
+        ChainSeal(b"short")

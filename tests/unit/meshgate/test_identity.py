@@ -258,6 +258,27 @@ def test_a_revoked_api_key_is_rejected(store: SqliteStore) -> None:
     assert rejection(Authenticator([], store, allow_anonymous=True), None, token) == "API key revoked"
 
 
+def test_a_revocation_takes_effect_once_the_cached_lookup_expires(store: SqliteStore) -> None:
+    now = [1000.0]
+    auth = Authenticator([], store, allow_anonymous=False, api_key_ttl_s=1.0, clock=lambda: now[0])
+    record, token = new_api_key("acme", "ci-bot", [])
+    store.add_api_key(record)
+    assert auth.authenticate(None, token).subject == "ci-bot"
+    store.revoke_api_key(record.key_id)
+    assert auth.authenticate(None, token).subject == "ci-bot"  # within the documented window
+    now[0] += 1.0
+    assert rejection(auth, None, token) == "API key revoked"
+    assert rejection(auth, None, token) == "API key revoked"  # a refusal is never cached as a pass
+
+
+def test_a_cached_api_key_still_needs_its_own_secret(store: SqliteStore) -> None:
+    auth = Authenticator([], store, allow_anonymous=False, api_key_ttl_s=60.0)
+    record, token = new_api_key("acme", "ci-bot", [])
+    store.add_api_key(record)
+    auth.authenticate(f"Bearer {token}", None)
+    assert rejection(auth, None, token[:-1] + ("A" if token[-1] != "A" else "B")) == "wrong API key secret"
+
+
 def test_a_wrong_secret_is_rejected(store: SqliteStore) -> None:
     record, token = new_api_key("acme", "ci-bot", [])
     store.add_api_key(record)
