@@ -132,12 +132,22 @@ class NodeLauncher:
             f"node {node.name}",
             self._argv(node),
             cwd=self._config.base_dir or None,
-            env={**default_environment(), "MESHGATE_REGISTRY_URL": registry_url(self._config)},
+            env=self._environment(),
             on_start=on_start,
             on_exit=on_exit,
             backoff=self._backoff,
             task_status=task_status,
         )
+
+    def _environment(self) -> dict[str, str]:
+        """What a node needs of this config, whichever file it came from: the registry and the telemetry."""
+        telemetry = self._config.telemetry
+        return {
+            **default_environment(),
+            "MESHGATE_REGISTRY_URL": registry_url(self._config),
+            "MESHGATE_TELEMETRY_EXPORTER": telemetry.exporter,
+            "MESHGATE_TELEMETRY_OTLP_ENDPOINT": telemetry.otlp_endpoint,
+        }
 
     def _argv(self, node: InferenceNodeConfig) -> list[str]:
         argv = [sys.executable, "-m", "meshgate", "node", "--name", node.name, "--model", node.model]
