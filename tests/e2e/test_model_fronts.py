@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from a2a.client import A2ACardResolver, A2AClientError, ClientConfig, ClientFactory
@@ -93,13 +92,10 @@ async def test_model_tool_generates_real_tokens_under_the_callers_budget_and_is_
         # Streamed tokens arrived as progress notifications, their messages adding up to the text.
         assert reported and "".join(m or "" for _, m in reported) == generation["text"]
         # The policy lowered the budget before the call was forwarded; the audit keeps what was forwarded.
-        [record] = gw.store.query_audit(AuditQuery(action="mcp.tools/call"))
+        [record] = gw.gateway.audit.query(AuditQuery(action="mcp.tools/call"))  # flushes the audit writer first
         assert record.allow and record.arguments is not None and record.arguments["max_tokens"] == 64
         # The tokens are metered against the caller, joined to the decision.
-        with anyio.fail_after(10):
-            while not (metered := gw.store.query_usage(UsageQuery())):
-                await anyio.sleep(0.05)  # the meter appends off the event loop
-        [row] = metered
+        [row] = gw.gateway.meter.query(UsageQuery())  # flushes the meter's writer first
         assert (row.tenant, row.model, row.node, row.via) == ("public", "smollm2", "cpu-1", "mcp")
         assert (row.prompt_tokens, row.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
         assert row.decision_id == record.decision_id
@@ -143,7 +139,7 @@ async def running_model_agent(registry: Path) -> AsyncGenerator[str, None]:
 
 
 @asynccontextmanager
-async def model_mesh(tmp_path: Path) -> AsyncGenerator[tuple[str, SqliteStore, AuditLog], None]:
+async def model_mesh(tmp_path: Path) -> AsyncGenerator[tuple[str, SqliteStore, AuditLog, UsageMeter], None]:
     """A node, the model's agent registered with an in-process broker that meters it; yields the broker URL."""
     registry = tmp_path / "registry.db"
     store = SqliteStore(registry)
@@ -166,7 +162,7 @@ async def model_mesh(tmp_path: Path) -> AsyncGenerator[tuple[str, SqliteStore, A
             store.add_agent(AgentRecord("smollm2", "meshgate", card, agent_url, False, "2026-01-01T00:00:00Z"))
             async with serving(broker.asgi()) as front:
                 broker.base_url = f"http://127.0.0.1:{front.port}"
-                yield broker.base_url, store, audit
+                yield broker.base_url, store, audit, meter
     finally:
         meter.close()
         audit.close()
@@ -195,7 +191,7 @@ def generate_request(text: str, max_tokens: int) -> SendMessageRequest:
 async def test_model_agent_streams_through_the_broker_under_the_organisations_budget_and_is_metered(
     tmp_path: Path,
 ) -> None:
-    async with model_mesh(tmp_path) as (url, store, audit):
+    async with model_mesh(tmp_path) as (url, store, audit, meter):
         token = api_key(store, "travel")  # the shipped bundle: travel may use smollm2, 256 tokens per generation
         chunks: list[str] = []
         final: dict[str, Any] = {}
@@ -213,20 +209,17 @@ async def test_model_agent_streams_through_the_broker_under_the_organisations_bu
         assert audit.flush()
         [record] = audit.query(AuditQuery(action="a2a.message/stream"))
         assert (record.allow, record.outcome, record.tenant, record.resource) == (True, "ok", "travel", "smollm2")
-        with anyio.fail_after(10):
-            while not (metered := store.query_usage(UsageQuery(tenant="travel"))):
-                await anyio.sleep(0.05)  # the meter appends off the event loop
-        [row] = metered
+        [row] = meter.query(UsageQuery(tenant="travel"))  # flushes the meter's writer first
         assert (row.via, row.model, row.node, row.decision_id) == ("a2a", "smollm2", "cpu-1", record.decision_id)
         assert row.completion_tokens == usage["completion_tokens"]
 
 
 async def test_model_agent_is_denied_to_an_organisation_without_a_grant(tmp_path: Path) -> None:
-    async with model_mesh(tmp_path) as (url, store, _):
+    async with model_mesh(tmp_path) as (url, store, _, meter):
         token = api_key(store, "finance")
         async with a2a_client(url, token) as client:
             with pytest.raises(A2AClientError) as denied:
                 async for _ in client.send_message(generate_request("hello", 8)):
                     pass
-        assert store.query_usage(UsageQuery()) == []
+        assert meter.query(UsageQuery()) == []
     assert str(PolicyDeniedError.jsonrpc_code) in str(denied.value)
