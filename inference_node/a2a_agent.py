@@ -28,13 +28,10 @@ from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill
 from starlette.applications import Starlette
 
-from inference_node.client import NodeClient
 from inference_node.engine import ChatMessage, GenerationRequest
-from inference_node.routing import ModelRouter, RoutingConfig
-from meshgate.config import TelemetryConfig
+from inference_node.front import add_front_arguments, front_router
+from inference_node.routing import ModelRouter
 from meshgate.errors import MeshError
-from meshgate.telemetry import configure_tracing
-from registry import open_store
 
 USAGE_META_KEY = "io.meshgate/usage"
 SERVICE_NAME = "meshgate-model-agent"
@@ -177,29 +174,16 @@ async def serve(model: str, organization: str, router: ModelRouter, host: str, p
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve one model as an A2A agent (skill `generate`).")
-    parser.add_argument("--model", required=True, help="model id, as the nodes registered it")
-    parser.add_argument("--registry", required=True, help="registry URL where the nodes are registered")
+    add_front_arguments(parser)
     parser.add_argument("--organization", default="meshgate", help="the card's provider organisation")
-    parser.add_argument("--routing", choices=["affinity", "round-robin"], default="affinity")
-    parser.add_argument("--telemetry", choices=["none", "console", "otlp"], default="none", help="span exporter")
-    parser.add_argument("--otlp-endpoint", default=TelemetryConfig().otlp_endpoint)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    telemetry = TelemetryConfig(exporter=args.telemetry, otlp_endpoint=args.otlp_endpoint, service_name=SERVICE_NAME)
-    tracing = configure_tracing(telemetry)  # the SDK's server span joins the gateway's or broker's trace
-    store = open_store(args.registry)
-    router = ModelRouter(
-        store, connect=lambda node: NodeClient(node.address, node.model), config=RoutingConfig(policy=args.routing)
-    )
-    try:
-        anyio.run(serve, args.model, args.organization, router, args.host, args.port)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        store.close()
-        if tracing is not None:
-            tracing.shutdown()
+    with front_router(args, SERVICE_NAME) as router:
+        try:
+            anyio.run(serve, args.model, args.organization, router, args.host, args.port)
+        except KeyboardInterrupt:
+            pass
 
 
 if __name__ == "__main__":

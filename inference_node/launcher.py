@@ -23,6 +23,7 @@ from typing import Literal
 import anyio
 from anyio.abc import Process, TaskStatus
 
+from inference_node.front import front_arguments
 from meshgate.config import AgentConfig, Config, InferenceNodeConfig, UpstreamConfig, registry_url
 from meshgate.errors import ConfigError
 from meshgate.processes import RESTART_BACKOFF, Backoff, Exited, default_environment, supervise_forever
@@ -45,19 +46,17 @@ def with_model_fronts(config: Config) -> Config:
     upstreams = list(config.upstreams)
     agents = list(config.agents)
     for model in inference.models:
-        front = ["python", "-m", "inference_node.{}", "--model", model.id, "--registry", url]
-        front += ["--routing", inference.routing, "--telemetry", config.telemetry.exporter]
-        front += ["--otlp-endpoint", config.telemetry.otlp_endpoint]
+        arguments = front_arguments(inference, config.telemetry, url, model.id)
         if model.tool:
             if model.id in taken_upstreams:
                 raise ConfigError(f"inference.models: {model.id!r} is already the name of an upstream")
-            command = tuple(a.format("mcp_server") for a in front)
+            command = ("python", "-m", "inference_node.mcp_server", *arguments)
             upstreams.append(UpstreamConfig(name=model.id, transport="stdio", command=command))
         if model.agent_port is not None and config.broker.enabled:
             if model.id in taken_agents:
                 raise ConfigError(f"inference.models: {model.id!r} is already the id of an agent")
             host = config.broker.host
-            launch = (*(a.format("a2a_agent") for a in front), "--organization", model.organization)
+            launch = ("python", "-m", "inference_node.a2a_agent", *arguments, "--organization", model.organization)
             launch += ("--host", host, "--port", str(model.agent_port))
             agents.append(
                 AgentConfig(

@@ -21,13 +21,10 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs it for nested TypedDicts before Python 3.12
 
-from inference_node.client import NodeClient
 from inference_node.engine import ChatMessage, GenerationRequest
-from inference_node.routing import ModelRouter, RoutingConfig
-from meshgate.config import TelemetryConfig
+from inference_node.front import add_front_arguments, front_router
+from inference_node.routing import ModelRouter
 from meshgate.errors import MeshError
-from meshgate.telemetry import configure_tracing
-from registry import open_store
 
 USAGE_META_KEY = "io.meshgate/usage"
 SERVICE_NAME = "meshgate-model-tool"
@@ -112,24 +109,10 @@ def build_server(model: str, router: ModelRouter) -> MCPServer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve one model as the MCP tool `generate` on stdio.")
-    parser.add_argument("--model", required=True, help="model id, as the nodes registered it")
-    parser.add_argument("--registry", required=True, help="registry URL where the nodes are registered")
-    parser.add_argument("--routing", choices=["affinity", "round-robin"], default="affinity")
-    parser.add_argument("--telemetry", choices=["none", "console", "otlp"], default="none", help="span exporter")
-    parser.add_argument("--otlp-endpoint", default=TelemetryConfig().otlp_endpoint)
+    add_front_arguments(parser)
     args = parser.parse_args(argv)
-    telemetry = TelemetryConfig(exporter=args.telemetry, otlp_endpoint=args.otlp_endpoint, service_name=SERVICE_NAME)
-    tracing = configure_tracing(telemetry)  # the SDK's server span joins the gateway's or broker's trace
-    store = open_store(args.registry)
-    router = ModelRouter(
-        store, connect=lambda node: NodeClient(node.address, node.model), config=RoutingConfig(policy=args.routing)
-    )
-    try:
+    with front_router(args, SERVICE_NAME) as router:
         build_server(args.model, router).run()
-    finally:
-        store.close()
-        if tracing is not None:
-            tracing.shutdown()
 
 
 if __name__ == "__main__":

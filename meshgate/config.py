@@ -194,6 +194,13 @@ class InferenceConfig(_Model):
 
     enabled: bool = False
     routing: Literal["affinity", "round-robin"] = "affinity"
+    balance_threshold: float = Field(default=0.5, ge=0)
+    """Affinity yields to the least-loaded node when the favoured one is this much more loaded (load: share
+    of capacity)."""
+    stale_after_s: float = Field(default=15.0, gt=0)
+    """A node whose last heartbeat is older leaves the rotation."""
+    chunk_timeout_s: float = Field(default=30.0, gt=0)
+    """The longest wait for a node's next chunk before it counts as failed (a request never hangs)."""
     nodes: tuple[InferenceNodeConfig, ...] = ()
     models: tuple[ModelFrontConfig, ...] = ()
 

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable
 
-from inference_node.router import NodeRouter
+from inference_node.router import NodeRouter, RouterConfig
 from meshgate.commands import SubParsers, format_table
 from meshgate.config import Config
 from registry.store import RegistryStore
@@ -31,7 +31,9 @@ def add_parser(subparsers: SubParsers) -> None:
 
 
 def run_list(args: argparse.Namespace, store: RegistryStore, config: Config | None = None) -> int:
-    print(nodes_list(store, model=args.model, as_json=args.json))
+    # judged as the model fronts' routers judge it
+    stale_after_s = (config or Config()).inference.stale_after_s
+    print(nodes_list(store, model=args.model, as_json=args.json, stale_after_s=stale_after_s))
     return 0
 
 
@@ -42,10 +44,14 @@ def run_remove(args: argparse.Namespace, store: RegistryStore, config: Config | 
 
 
 def nodes_list(
-    store: RegistryStore, model: str | None = None, as_json: bool = False, clock: Callable[[], float] = time.time
+    store: RegistryStore,
+    model: str | None = None,
+    as_json: bool = False,
+    clock: Callable[[], float] = time.time,
+    stale_after_s: float = RouterConfig().stale_after_s,
 ) -> str:
     """The nodes by name with load and health, as a table or JSON lines."""
-    router = NodeRouter(clock=clock)
+    router = NodeRouter(RouterConfig(stale_after_s=stale_after_s), clock=clock)
     router.update_nodes(store.list_nodes(model))
     statuses = router.status()
     if as_json:

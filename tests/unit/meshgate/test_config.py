@@ -79,3 +79,32 @@ def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_python_means_this_interpreter_and_scripts_resolve_against_the_config_dir(tmp_path: Path) -> None:
     argv = resolve_argv(("python", "examples/x.py", "--db", "a.db"), str(tmp_path))
     assert argv == [sys.executable, str(tmp_path / "examples/x.py"), "--db", "a.db"]
+
+
+def test_model_fronts_carry_the_routers_settings_from_the_config(tmp_path: Path) -> None:
+    from inference_node.launcher import with_model_fronts
+
+    path = write(
+        tmp_path,
+        "broker: {enabled: true}\n"
+        "inference:\n"
+        "  enabled: true\n"
+        "  routing: round-robin\n"
+        "  balance_threshold: 0.25\n"
+        "  stale_after_s: 5\n"
+        "  chunk_timeout_s: 12\n"
+        "  models: [{id: smollm2, agent_port: 8961}]\n",
+    )
+    config = with_model_fronts(load_config(path, {}))
+    [tool] = config.upstreams
+    [agent] = config.agents
+    for argv in (tool.command, agent.launch):
+        settings = dict(zip(argv[3::2], argv[4::2], strict=False))
+        assert settings["--routing"] == "round-robin"
+        assert (settings["--balance-threshold"], settings["--stale-after-s"], settings["--chunk-timeout-s"]) == (
+            "0.25",
+            "5.0",
+            "12.0",
+        )
+    assert tool.command[:3] == ("python", "-m", "inference_node.mcp_server")
+    assert agent.launch[:3] == ("python", "-m", "inference_node.a2a_agent")
