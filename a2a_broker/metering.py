@@ -7,17 +7,13 @@ that ends a task (`io.meshgate/usage`); the broker, which knows the caller, turn
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from a2a.types import Message, Task, TaskArtifactUpdateEvent, TaskStatusUpdateEvent
 from google.protobuf.json_format import MessageToDict
 
 from a2a_broker.policy import Check
-from registry.models import UsageRecord
-from registry.usage import UsageMeter
-
-USAGE_META_KEY = "io.meshgate/usage"
+from registry.usage import USAGE_META_KEY, UsageMeter, reported_usage
 
 Event = Task | Message | TaskStatusUpdateEvent | TaskArtifactUpdateEvent
 
@@ -35,17 +31,14 @@ class BrokerMeter:
         if usage is None:
             return
         self._meter.record(
-            UsageRecord(
-                time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            reported_usage(
+                usage,
                 subject=check.principal.subject,
                 tenant=check.principal.tenant,
-                model=str(usage.get("model", agent_id)),
-                node=str(usage.get("node", "")),
-                prompt_tokens=_count(usage.get("prompt_tokens")),
-                completion_tokens=_count(usage.get("completion_tokens")),
                 via="a2a",
                 decision_id=check.decision.decision_id,
                 trace_id=check.policy_input["context"].get("trace_id", ""),
+                model=agent_id,
             )
         )
 
@@ -63,8 +56,3 @@ def _usage(event: Event) -> dict[str, Any] | None:
         return None
     usage = MessageToDict(message.metadata).get(USAGE_META_KEY)
     return cast(dict[str, Any], usage) if isinstance(usage, dict) else None
-
-
-def _count(value: object) -> int:
-    # protobuf Struct numbers come back as floats
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else 0

@@ -32,8 +32,8 @@ from inference_node.engine import ChatMessage, GenerationRequest
 from inference_node.front import add_front_arguments, front_router
 from inference_node.routing import ModelRouter
 from meshgate.errors import MeshError
+from registry.usage import USAGE_META_KEY
 
-USAGE_META_KEY = "io.meshgate/usage"
 SERVICE_NAME = "meshgate-model-agent"
 MAX_TOKENS_META_KEY = "io.meshgate/max_tokens"
 SYSTEM_META_KEY = "io.meshgate/system"

@@ -39,15 +39,14 @@ from policies.obligations import (
     withheld_result,
 )
 from registry.audit import AuditLog
-from registry.models import AuditRecord, UsageRecord
-from registry.usage import UsageMeter
+from registry.models import AuditRecord
+from registry.usage import USAGE_META_KEY, UsageMeter, reported_usage
 
 logger = logging.getLogger(__name__)
 
 DECISION_META_KEY = "io.meshgate/decision_id"
 RESULT_DECISION_META_KEY = "io.meshgate/result_decision_id"
 RESULT_ACTION = "mcp.tools/result"
-USAGE_META_KEY = "io.meshgate/usage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,18 +224,13 @@ class PolicyMiddleware:
         usage = cast(dict[str, Any], meta).get(USAGE_META_KEY) if isinstance(meta, dict) else None
         if not isinstance(usage, dict) or self._meter is None:
             return
-        usage = cast(dict[str, Any], usage)
         principal = self._principal(ctx)
         span_context = trace.get_current_span().get_span_context()
         self._meter.record(
-            UsageRecord(
-                time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            reported_usage(
+                cast(dict[str, Any], usage),
                 subject=principal.subject,
                 tenant=principal.tenant,
-                model=str(usage.get("model", "")),
-                node=str(usage.get("node", "")),
-                prompt_tokens=_count(usage.get("prompt_tokens")),
-                completion_tokens=_count(usage.get("completion_tokens")),
                 via="mcp",
                 decision_id=decision.decision_id,
                 trace_id=f"{span_context.trace_id:032x}" if span_context.trace_id else "",
@@ -362,10 +356,6 @@ def _wire(result: HandlerResult) -> dict[str, Any] | None:
     if isinstance(result, types.Result):
         return result.model_dump(by_alias=True, mode="json", exclude_none=True)
     return None
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _schema_default(entry: CatalogEntry, argument: str) -> object:

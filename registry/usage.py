@@ -7,10 +7,13 @@ as for the audit log) and the counters go through the OpenTelemetry API only; th
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from opentelemetry import metrics
 
 from registry.batching import BatchWriter
+from registry.clock import utc_now
 from registry.models import UsageQuery, UsageRecord
 from registry.store import RegistryStore
 
@@ -18,6 +21,40 @@ logger = logging.getLogger(__name__)
 
 PROMPT_TOKENS = "meshgate.inference.prompt_tokens"
 COMPLETION_TOKENS = "meshgate.inference.completion_tokens"
+
+
+USAGE_META_KEY = "io.meshgate/usage"
+"""Where a model front reports a generation's tokens: the tool result's `_meta`, the agent's final message metadata."""
+
+
+def reported_usage(
+    usage: Mapping[str, Any],
+    *,
+    subject: str,
+    tenant: str,
+    via: Literal["mcp", "a2a"],
+    decision_id: str,
+    trace_id: str,
+    model: str = "",
+) -> UsageRecord:
+    """The record of what a model front reported (`{model, node, prompt_tokens, completion_tokens}`), for the
+    caller who asked; counts that are not non-negative numbers (protobuf gives floats) count as 0."""
+    return UsageRecord(
+        time=utc_now(),
+        subject=subject,
+        tenant=tenant,
+        model=str(usage.get("model", model)),
+        node=str(usage.get("node", "")),
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        via=via,
+        decision_id=decision_id,
+        trace_id=trace_id,
+    )
+
+
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else 0
 
 
 class UsageMeter:

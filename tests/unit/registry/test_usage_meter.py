@@ -135,3 +135,20 @@ def test_recording_after_close_is_an_error(store: GatedStore, reader: InMemoryMe
     meter.close()
     with pytest.raises(RuntimeError):
         meter.record(usage())
+
+
+def test_reported_usage_is_the_callers_record_with_counts_made_whole() -> None:
+    from registry.usage import reported_usage
+
+    record = reported_usage(
+        {"node": "cpu-1", "prompt_tokens": 38.0, "completion_tokens": -1},  # protobuf Struct numbers are floats
+        subject="alice",
+        tenant="travel",
+        via="a2a",
+        decision_id="d1",
+        trace_id="",
+        model="smollm2",
+    )
+    assert (record.model, record.node, record.prompt_tokens, record.completion_tokens) == ("smollm2", "cpu-1", 38, 0)
+    assert (record.subject, record.tenant, record.via, record.decision_id) == ("alice", "travel", "a2a", "d1")
+    assert record.time.endswith("Z")
