@@ -7,7 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +82,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def gateway_process(tmp_path: Path, free_port: int) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
-    config = write_config(tmp_path, free_port)
+@contextmanager
+def meshgate_up(config: Path) -> Generator[subprocess.Popen[str]]:
+    """`meshgate -c CONFIG up` in the config's directory and its own session; its group is killed if it is
+    still running when the block ends (a test that stops it with SIGINT checks the exit itself)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "meshgate", "-c", str(config), "up"],
-        cwd=tmp_path,
+        cwd=config.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -94,13 +96,21 @@ def gateway_process(tmp_path: Path, free_port: int) -> Iterator[tuple[subprocess
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()  # the gateway prints its URL once it listens
-        assert line.startswith("meshgate gateway listening on "), process.stderr and process.stderr.read()
-        yield process, line.split()[-1], config
+        yield process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture
+def gateway_process(tmp_path: Path, free_port: int) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    config = write_config(tmp_path, free_port)
+    with meshgate_up(config) as process:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the gateway prints its URL once it listens
+        assert line.startswith("meshgate gateway listening on "), process.stderr and process.stderr.read()
+        yield process, line.split()[-1], config
 
 
 def test_up_serves_the_example_catalog_and_ctrl_c_stops_every_child(

@@ -22,7 +22,7 @@ from a2a.helpers import new_text_message
 from a2a.types import Role, SendMessageRequest
 from google.protobuf.json_format import MessageToDict
 
-from tests.e2e.test_cli import alive, descendants, meshgate
+from tests.e2e.test_cli import alive, descendants, meshgate, meshgate_up
 
 ROOT = Path(__file__).parents[2]
 AGENTS = ROOT / "examples" / "agents"
@@ -70,24 +70,12 @@ def write_config(tmp_path: Path) -> Path:
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
     config = write_config(tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "meshgate", "-c", str(config), "up"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with meshgate_up(config) as process:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("meshgate gateway listening on ")
         line = process.stdout.readline()
         assert line.startswith("meshgate broker listening on "), process.stderr and process.stderr.read()
         yield process, line.split()[-1].removesuffix("/a2a"), config
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def wait_registered(broker: str, agents: set[str]) -> dict[str, Any]:
@@ -191,15 +179,7 @@ def test_an_agent_that_never_serves_its_card_is_reported_down_and_the_broker_kee
             | {"agents": agents}
         )
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "meshgate", "-c", str(config), "up"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with meshgate_up(config) as process:
         assert process.stdout is not None
         process.stdout.readline()
         broker = process.stdout.readline().split()[-1].removesuffix("/a2a")
@@ -213,7 +193,3 @@ def test_an_agent_that_never_serves_its_card_is_reported_down_and_the_broker_kee
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 130
         assert {pid for pid in children if alive(pid)} == set()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from tests.e2e.test_cli import alive, descendants, meshgate
+from tests.e2e.test_cli import alive, descendants, meshgate, meshgate_up
 from tests.e2e.test_up_agents import free_ports, send
 
 pytestmark = pytest.mark.e2e
@@ -43,23 +42,11 @@ def mesh(tmp_path: Path) -> Iterator[Mesh]:
     }
     path = tmp_path / "meshgate.yaml"
     path.write_text(yaml.safe_dump(config))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "meshgate", "-c", str(path), "up"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with meshgate_up(path) as process:
         assert process.stdout is not None
         gateway = process.stdout.readline().split()[-1]
         broker = process.stdout.readline().split()[-1].removesuffix("/a2a")
         yield process, gateway, broker, path
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def wait_until_serving(gateway: str, broker: str) -> dict[str, Any]:
